@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class SmallstackConfig(AppConfig):
+    name = "smallstack"
+    verbose_name = "SmallStack dashboard"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from smallstack import conf, dashboard, widgets
+
+        if conf.get("BUILTIN_WIDGETS"):
+            for widget in widgets.builtin_widgets():
+                dashboard.register(widget)

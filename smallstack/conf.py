@@ -1,0 +1,25 @@
+"""The ``SMALLSTACK_DASHBOARD`` setting, with its defaults."""
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds a widget may take before its card degrades to "timed out".
+    "WIDGET_TIMEOUT": 3.0,
+    # Threads that run sync get_data() calls; size it to the number of sync widgets on a page.
+    "THREAD_POOL_SIZE": 32,
+    # Cache alias (Django's cache framework) for fresh (cache_ttl) and last good results.
+    "CACHE": "default",
+    # Seconds a last good result is kept to show, marked stale, when a widget fails.
+    "STALE_TTL": 24 * 60 * 60,
+    # Register the first-party widgets (Status, Users).
+    "BUILTIN_WIDGETS": True,
+}
+
+
+def get(name: str) -> Any:
+    """Return one dashboard setting, falling back to its default."""
+    if name not in DEFAULTS:
+        raise KeyError(f"unknown SMALLSTACK_DASHBOARD setting {name!r}")
+    return getattr(settings, "SMALLSTACK_DASHBOARD", {}).get(name, DEFAULTS[name])

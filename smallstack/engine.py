@@ -1,0 +1,562 @@
+"""Evaluates widgets: concurrently, each under its own deadline, failures isolated.
+
+How one evaluation runs:
+
+- Async ``get_data`` runs as a task on the event loop, inside its own
+  ``ThreadSensitiveContext`` backed by a one-thread "lane". Django's async ORM sends its queries
+  to that lane instead of the request's single sync thread, so ORM-heavy async widgets overlap.
+- Sync ``get_data`` runs on a bounded, process-wide thread pool (``THREAD_POOL_SIZE``), never
+  on the request's thread-sensitive thread, so sync widgets overlap as well.
+- Every database connection opened on a pool thread or a lane is closed after the call.
+- Single flight: while a widget is being evaluated, further requests for it await that same
+  evaluation. A sync widget that hangs therefore holds one pool thread, however often it is asked
+  for, and requests arriving after its deadline get "timed out" at once.
+- Good results go to Django's cache: reused while younger than the widget's ``cache_ttl``, and
+  shown marked stale when a later evaluation fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
+from django.core.cache import caches
+from django.core.signals import setting_changed
+from django.db import connections
+from django.urls import NoReverseMatch, reverse
+
+from smallstack import conf
+from smallstack.displays import DashboardWidget
+from smallstack.registry import Registration
+
+logger = logging.getLogger("smallstack.dashboard")
+
+OK, TIMEOUT, ERROR = "ok", "timeout", "error"
+KNOWN_STATUSES = frozenset({"ok", "warning", "error", "unknown"})
+_ERROR_MAX = 300
+
+
+class InvalidWidgetData(ValueError):
+    """``get_data()`` returned something a card cannot show."""
+
+
+def validate_data(data: Any, *, source: str = "get_data()") -> dict[str, Any]:
+    """Check a widget's return value and return it as plain JSON data."""
+    if not isinstance(data, Mapping):
+        raise InvalidWidgetData(f"{source} returned {type(data).__name__}, expected a dict")
+    if source == "get_data()":
+        if not isinstance(data.get("headline"), str):
+            found = type(data.get("headline")).__name__ if "headline" in data else "nothing"
+            raise InvalidWidgetData(f"{source} must return a string 'headline', got {found}")
+        for name in ("detail", "status"):
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidWidgetData(
+                    f"{source} '{name}' must be a string or None, got {type(value).__name__}"
+                )
+    try:
+        return json.loads(json.dumps(data, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidWidgetData(
+            f"{source} returned data that is not JSON-serialisable: {exc}"
+        ) from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, InvalidWidgetData) else str(exc)
+    return text if len(text) <= _ERROR_MAX else text[: _ERROR_MAX - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one evaluation produced."""
+
+    state: str
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    elapsed_ms: float = 0.0
+    at: float = field(default_factory=time.time)
+
+
+@dataclass
+class WidgetContext:
+    """A widget together with the result of its latest evaluation, ready to render."""
+
+    registration: Registration
+    state: str
+    data: dict[str, Any] | None
+    error: str | None
+    elapsed_ms: float
+    #: When ``data`` was produced (for stale data: when the last good evaluation ran).
+    evaluated_at: datetime | None
+    stale: bool = False
+    cached: bool = False
+    url: str | None = None
+
+    @property
+    def widget(self) -> DashboardWidget:
+        return self.registration.widget
+
+    @property
+    def key(self) -> str:
+        return self.registration.key
+
+    @property
+    def model(self):
+        return self.registration.model
+
+    @property
+    def model_name(self) -> str | None:
+        return self.registration.model_name
+
+    @property
+    def group(self) -> str | None:
+        return self.registration.group
+
+    @property
+    def app_label(self) -> str | None:
+        return self.registration.app_label
+
+    @property
+    def template_name(self) -> str:
+        widget = self.widget
+        return widget.template_name or f"smallstack/widgets/{widget.widget_type}.html"
+
+    @property
+    def status(self) -> str | None:
+        """The widget's own ``status`` value, if it set one."""
+        return self.data.get("status") if self.data else None
+
+    @property
+    def status_class(self) -> str:
+        """CSS modifier for the badge: a known status, or "other" (neutral)."""
+        return self.status if self.status in KNOWN_STATUSES else "other"
+
+    @property
+    def age_seconds(self) -> float | None:
+        if self.evaluated_at is None:
+            return None
+        return max(0.0, (datetime.now(UTC) - self.evaluated_at).total_seconds())
+
+    def as_item(self) -> dict[str, Any]:
+        """The JSON shape shared by the API and the live push."""
+        widget = self.widget
+        return {
+            "key": self.key,
+            "title": widget.title,
+            "icon": widget.icon,
+            "url": self.url,
+            "order": widget.order,
+            "group": self.group,
+            "app_label": self.app_label,
+            "model_name": self.model_name,
+            "span": widget.span,
+            "widget_type": widget.widget_type,
+            "on_dashboard": widget.on_dashboard,
+            "state": self.state,
+            "stale": self.stale,
+            "error": self.error,
+            "elapsed_ms": round(self.elapsed_ms, 3),
+            "evaluated_at": self.evaluated_at.isoformat() if self.evaluated_at else None,
+            "data": self.data,
+        }
+
+
+class _Flight:
+    """One evaluation in progress, shared by every request that wants the widget meanwhile."""
+
+    __slots__ = ("deadline", "result", "started", "task", "timeout", "timeout_logged")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout
+        self.timeout_logged = False
+        self.task: asyncio.Task | None = None
+        # A thread-safe future, so requests on any event loop (uvicorn's, or the one
+        # async_to_sync makes for sync callers) can await it. Marked running, so a waiter that
+        # gives up (and cancels its own wrapper) can never cancel it for the others.
+        self.result: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        self.result.set_running_or_notify_cancel()
+
+    def finish(self, outcome: Outcome) -> None:
+        if not self.result.done():
+            self.result.set_result(outcome)
+
+
+class _Lane(concurrent.futures.Executor):
+    """A one-thread executor for an async widget's thread-sensitive (ORM) calls.
+
+    The thread is created on first use only: most async widgets never make a sync call.
+    """
+
+    def __init__(self) -> None:
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def used(self) -> bool:
+        return self._executor is not None
+
+    def submit(self, fn, /, *args, **kwargs):
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="smallstack-lane"
+            )
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _close_thread_connections() -> None:
+    """Close the database connections this thread opened (Django keeps one per thread)."""
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+
+
+class Engine:
+    """Runs widget evaluations. One instance per process: :data:`engine`."""
+
+    def __init__(self) -> None:
+        self._flights: dict[tuple[str, bool], _Flight] = {}
+        self._lock = threading.Lock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    # -- resources ------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The bounded pool sync widgets run on, created on first use."""
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=int(conf.get("THREAD_POOL_SIZE")),
+                        thread_name_prefix="smallstack-widget",
+                    )
+        return self._pool
+
+    def reset(self) -> None:
+        """Forget in-flight evaluations and replace the pool (settings changes, tests)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            self._flights.clear()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def in_flight(self) -> int:
+        """How many evaluations are running right now."""
+        return len(self._flights)
+
+    @staticmethod
+    def _cache():
+        return caches[conf.get("CACHE")]
+
+    @staticmethod
+    def cache_key(key: str, with_extras: bool) -> str:
+        return f"smallstack:widget:{key}:{'api' if with_extras else 'card'}"
+
+    # -- public entry point ---------------------------------------------------------------
+
+    async def evaluate(
+        self, registrations: Iterable[Registration], *, with_extras: bool = False
+    ) -> list[WidgetContext]:
+        """Evaluate the registrations concurrently and return their contexts, in order.
+
+        ``with_extras`` merges ``get_api_extras()`` into ``data`` (the API's view of a widget).
+        """
+        registrations = list(registrations)
+        if not registrations:
+            return []
+        cache_keys = [self.cache_key(r.key, with_extras) for r in registrations]
+        stored = await self._cache_get_many(cache_keys)
+        now = time.time()
+        contexts: list[WidgetContext | None] = [None] * len(registrations)
+        pending: list[tuple[int, Registration, dict | None]] = []
+        for index, (registration, cache_key) in enumerate(
+            zip(registrations, cache_keys, strict=True)
+        ):
+            entry = stored.get(cache_key)
+            ttl = registration.widget.cache_ttl
+            if entry is not None and ttl and now - entry["at"] < ttl:
+                contexts[index] = self._context(
+                    registration, Outcome(OK, entry["data"], None, entry["ms"], entry["at"])
+                )
+                contexts[index].cached = True
+            else:
+                pending.append((index, registration, entry))
+
+        outcomes = await asyncio.gather(
+            *(self._outcome(registration, with_extras) for _, registration, _ in pending)
+        )
+        fresh: dict[str, dict] = {}
+        for (index, registration, entry), (outcome, owner) in zip(pending, outcomes, strict=True):
+            contexts[index] = self._context(registration, outcome, fallback=entry)
+            if owner and outcome.state == OK:
+                fresh[self.cache_key(registration.key, with_extras)] = {
+                    "data": outcome.data,
+                    "at": outcome.at,
+                    "ms": outcome.elapsed_ms,
+                }
+        if fresh:
+            await self._cache_set_many(fresh)
+        return contexts  # type: ignore[return-value]
+
+    def evaluate_sync(
+        self, registrations: Iterable[Registration], *, with_extras: bool = False
+    ) -> list[WidgetContext]:
+        """Blocking twin of :meth:`evaluate` for sync code (still concurrent inside)."""
+        return async_to_sync(self.evaluate)(registrations, with_extras=with_extras)
+
+    # -- one widget -------------------------------------------------------------------------
+
+    def _timeout(self, registration: Registration) -> float:
+        timeout = registration.widget.timeout
+        return float(timeout if timeout is not None else conf.get("WIDGET_TIMEOUT"))
+
+    async def _outcome(self, registration: Registration, with_extras: bool) -> tuple[Outcome, bool]:
+        """Join the widget's flight (or start one) and wait no later than its deadline."""
+        flight_key = (registration.key, with_extras)
+        with self._lock:
+            flight = self._flights.get(flight_key)
+            owner = flight is None
+            if owner:
+                flight = self._flights[flight_key] = _Flight(self._timeout(registration))
+        if owner:
+            self._start(flight_key, flight, registration, with_extras)
+        loop = asyncio.get_running_loop()
+        try:
+            # Deadlines are shared: a late joiner waits only for what is left of the flight's.
+            async with asyncio.timeout_at(loop.time() + flight.deadline - time.monotonic()):
+                return await asyncio.wrap_future(flight.result), owner
+        except TimeoutError:
+            if not flight.timeout_logged:
+                flight.timeout_logged = True
+                logger.warning(
+                    "Dashboard widget %s timed out after %.3g s", registration.key, flight.timeout
+                )
+            return (
+                Outcome(
+                    TIMEOUT,
+                    error=f"timed out after {flight.timeout:g} s",
+                    elapsed_ms=(time.monotonic() - flight.started) * 1000,
+                ),
+                owner,
+            )
+
+    def _start(
+        self,
+        flight_key: tuple[str, bool],
+        flight: _Flight,
+        registration: Registration,
+        with_extras: bool,
+    ) -> None:
+        def land(_: object = None) -> None:
+            with self._lock:
+                if self._flights.get(flight_key) is flight:
+                    del self._flights[flight_key]
+
+        if registration.is_async:
+            flight.task = asyncio.get_running_loop().create_task(
+                self._run_async(flight, registration, with_extras, land)
+            )
+        else:
+            try:
+                future = self.pool.submit(self._run_sync, flight, registration, with_extras)
+            except RuntimeError as exc:  # pool shut down by reset()
+                flight.finish(Outcome(ERROR, error=_short(exc)))
+                land()
+            else:
+                future.add_done_callback(land)
+
+    def _run_sync(self, flight: _Flight, registration: Registration, with_extras: bool) -> None:
+        """Pool thread: call a sync widget, close what it opened, resolve the flight."""
+        try:
+            widget, kwargs = registration.widget, self._kwargs(registration)
+            data = widget.get_data(**kwargs)
+            if asyncio.iscoroutine(data):
+                data.close()
+                raise InvalidWidgetData("get_data() returned a coroutine from a plain def")
+            data = validate_data(data)
+            if with_extras:
+                extras = widget.get_api_extras(**kwargs)
+                if asyncio.iscoroutine(extras):
+                    extras = async_to_sync(_await)(extras)
+                data = _merge(data, extras)
+            outcome = Outcome(OK, data, elapsed_ms=(time.monotonic() - flight.started) * 1000)
+        except Exception as exc:
+            outcome = self._failure(registration, exc, flight)
+        finally:
+            _close_thread_connections()
+        late = time.monotonic() > flight.deadline
+        flight.finish(outcome)
+        if late and outcome.state == OK:
+            # Nobody is waiting any more; keep the result as the widget's last good value.
+            self._store_late(registration, with_extras, outcome)
+
+    async def _run_async(
+        self, flight: _Flight, registration: Registration, with_extras: bool, land
+    ) -> None:
+        """Event loop: await an async widget inside its own lane, then release the lane."""
+        lane = _Lane()
+        outcome = Outcome(ERROR, error="evaluation cancelled")
+        try:
+            async with ThreadSensitiveContext(executor=lane):
+                outcome = await self._call_async(flight, registration, with_extras)
+        except Exception as exc:
+            outcome = self._failure(registration, exc, flight)
+        finally:
+            flight.finish(outcome)
+            if lane.used:
+                # Runs after whatever the widget left on the lane, so the flight stays occupied
+                # until the lane's thread is really free: a hung query never gets a twin.
+                lane.submit(_close_thread_connections).add_done_callback(land)
+            else:
+                land()
+            lane.shutdown(wait=False)
+
+    async def _call_async(
+        self, flight: _Flight, registration: Registration, with_extras: bool
+    ) -> Outcome:
+        widget, kwargs = registration.widget, self._kwargs(registration)
+
+        async def call() -> dict[str, Any]:
+            data = validate_data(await widget.get_data(**kwargs))
+            if with_extras:
+                extras = widget.get_api_extras(**kwargs)
+                if asyncio.iscoroutine(extras):
+                    extras = await extras
+                else:
+                    extras = await asyncio.get_running_loop().run_in_executor(
+                        self.pool, _call_closing, widget.get_api_extras, kwargs
+                    )
+                data = _merge(data, extras)
+            return data
+
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(loop.time() + flight.deadline - time.monotonic()):
+                data = await call()
+        except TimeoutError:
+            return Outcome(
+                TIMEOUT,
+                error=f"timed out after {flight.timeout:g} s",
+                elapsed_ms=(time.monotonic() - flight.started) * 1000,
+            )
+        return Outcome(OK, data, elapsed_ms=(time.monotonic() - flight.started) * 1000)
+
+    @staticmethod
+    def _kwargs(registration: Registration) -> dict[str, Any]:
+        return {"model_class": registration.model} if registration.model is not None else {}
+
+    @staticmethod
+    def _failure(registration: Registration, exc: Exception, flight: _Flight) -> Outcome:
+        if isinstance(exc, InvalidWidgetData):
+            logger.error("Dashboard widget %s returned invalid data: %s", registration.key, exc)
+        else:
+            logger.exception("Dashboard widget %s raised", registration.key, exc_info=exc)
+        return Outcome(
+            ERROR, error=_short(exc), elapsed_ms=(time.monotonic() - flight.started) * 1000
+        )
+
+    # -- contexts and cache ---------------------------------------------------------------
+
+    def _context(
+        self, registration: Registration, outcome: Outcome, fallback: dict | None = None
+    ) -> WidgetContext:
+        data, at, stale = outcome.data, outcome.at, False
+        if outcome.state != OK:
+            if fallback is not None:
+                data, at, stale = fallback["data"], fallback["at"], True
+            else:
+                at = None
+        return WidgetContext(
+            registration=registration,
+            state=outcome.state,
+            data=data,
+            error=outcome.error,
+            elapsed_ms=outcome.elapsed_ms,
+            evaluated_at=datetime.fromtimestamp(at, UTC) if at is not None else None,
+            stale=stale,
+            url=resolve_url(registration),
+        )
+
+    async def _cache_get_many(self, keys: list[str]) -> dict[str, Any]:
+        try:
+            # One thread hop for all keys: BaseCache.aget_many() makes one per key.
+            return await sync_to_async(self._cache().get_many)(keys)
+        except Exception:
+            logger.exception("Dashboard cache unavailable; evaluating without it")
+            return {}
+
+    async def _cache_set_many(self, entries: dict[str, Any]) -> None:
+        try:
+            await sync_to_async(self._cache().set_many)(entries, timeout=conf.get("STALE_TTL"))
+        except Exception:
+            logger.exception("Dashboard cache unavailable; results not kept")
+
+    def _store_late(self, registration: Registration, with_extras: bool, outcome: Outcome) -> None:
+        try:
+            self._cache().set(
+                self.cache_key(registration.key, with_extras),
+                {"data": outcome.data, "at": outcome.at, "ms": outcome.elapsed_ms},
+                timeout=conf.get("STALE_TTL"),
+            )
+        except Exception:
+            logger.exception(
+                "Dashboard cache unavailable; late result of %s lost", registration.key
+            )
+
+
+async def _await(awaitable):
+    return await awaitable
+
+
+def _call_closing(fn, kwargs):
+    try:
+        return fn(**kwargs)
+    finally:
+        _close_thread_connections()
+
+
+def _merge(data: dict[str, Any], extras: Any) -> dict[str, Any]:
+    if extras is None:
+        return data
+    return {**data, **validate_data(extras, source="get_api_extras()")}
+
+
+def resolve_url(registration: Registration) -> str | None:
+    """The card's link: the widget's ``url_name``, else the registration's default."""
+    widget = registration.widget
+    if widget.url_name:
+        name, kwargs = widget.url_name, widget.url_kwargs or {}
+    elif registration.default_url_name:
+        name, kwargs = registration.default_url_name, registration.default_url_kwargs
+    else:
+        return None
+    try:
+        return reverse(name, kwargs=kwargs)
+    except NoReverseMatch:
+        logger.warning("Dashboard widget %s links to unknown URL %r", registration.key, name)
+        return None
+
+
+engine = Engine()
+
+
+def _on_setting_changed(*, setting: str, **_: object) -> None:
+    if setting in {"SMALLSTACK_DASHBOARD", "CACHES"}:
+        engine.reset()
+
+
+setting_changed.connect(_on_setting_changed)

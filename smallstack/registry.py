@@ -1,0 +1,168 @@
+"""Which widgets exist: the registry every dashboard surface reads from."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Model
+from django.utils.text import slugify
+
+from smallstack.displays import DashboardWidget
+
+KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True, eq=False)
+class Registration:
+    """One widget as registered: the instance plus where it belongs."""
+
+    widget: DashboardWidget
+    key: str
+    group: str | None
+    app_label: str | None
+    model: type[Model] | None = None
+    #: URL name (and kwargs) used when the widget sets no ``url_name`` (e.g. the Explorer page).
+    default_url_name: str | None = None
+    default_url_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str | None:
+        return self.model._meta.model_name if self.model is not None else None
+
+    @property
+    def is_async(self) -> bool:
+        from inspect import iscoroutinefunction
+
+        return iscoroutinefunction(self.widget.get_data)
+
+
+def _validate(widget: DashboardWidget) -> None:
+    name = type(widget).__name__
+    if not isinstance(widget, DashboardWidget):
+        raise ImproperlyConfigured(f"{widget!r} is not a DashboardWidget instance")
+    if not widget.title:
+        raise ImproperlyConfigured(f"{name} needs a title")
+    if widget.span not in (1, 2):
+        raise ImproperlyConfigured(f"{name}.span must be 1 or 2, not {widget.span!r}")
+    if widget.timeout is not None and not widget.timeout > 0:
+        raise ImproperlyConfigured(f"{name}.timeout must be a positive number of seconds")
+    if widget.cache_ttl is None or widget.cache_ttl < 0:
+        raise ImproperlyConfigured(f"{name}.cache_ttl must be 0 or more seconds")
+    if widget.refresh_interval is not None and not widget.refresh_interval > 0:
+        raise ImproperlyConfigured(f"{name}.refresh_interval must be positive seconds or None")
+    if widget.key is not None and not KEY_RE.match(widget.key):
+        raise ImproperlyConfigured(
+            f"{name}.key {widget.key!r} may hold only letters, digits, '.', '_' and '-'"
+        )
+
+
+def _app_label_of(widget: DashboardWidget) -> str:
+    module = type(widget).__module__
+    config = apps.get_containing_app_config(module)
+    return config.label if config is not None else module.split(".")[0]
+
+
+class WidgetRegistry:
+    """Holds registrations by key, like ``django.contrib.admin.AdminSite`` holds model admins."""
+
+    def __init__(self) -> None:
+        self._registry: dict[str, Registration] = {}
+        self._lock = threading.Lock()
+
+    def register(
+        self,
+        widget: DashboardWidget,
+        *,
+        model: type[Model] | None = None,
+        group: str | None = None,
+        app_label: str | None = None,
+        default_url_name: str | None = None,
+        default_url_kwargs: dict[str, Any] | None = None,
+    ) -> Registration:
+        """Add a widget. Two widgets with the same key raise ``ImproperlyConfigured``."""
+        _validate(widget)
+        if model is not None:
+            app_label = app_label or model._meta.app_label
+        app_label = app_label or _app_label_of(widget)
+        key = widget.key or ".".join(
+            part
+            for part in (
+                app_label,
+                model._meta.model_name if model else None,
+                slugify(widget.title),
+            )
+            if part
+        )
+        registration = Registration(
+            widget=widget,
+            key=key,
+            group=group or widget.group,
+            app_label=app_label,
+            model=model,
+            default_url_name=default_url_name,
+            default_url_kwargs=dict(default_url_kwargs or {}),
+        )
+        with self._lock:
+            existing = self._registry.get(key)
+            if existing is not None:
+                raise ImproperlyConfigured(
+                    f"Dashboard widget key {key!r} is already registered by "
+                    f"{existing.widget!r}; give {widget!r} a distinct `key` or title."
+                )
+            self._registry[key] = registration
+        return registration
+
+    def unregister(self, key: str) -> None:
+        """Remove a widget by key; an unknown key raises ``KeyError``."""
+        with self._lock:
+            if key not in self._registry:
+                raise KeyError(f"No dashboard widget is registered with key {key!r}")
+            del self._registry[key]
+
+    def get(self, key: str) -> Registration | None:
+        return self._registry.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._registry
+
+    def __len__(self) -> int:
+        return len(self._registry)
+
+    def all(self) -> list[Registration]:
+        return sorted(
+            self._registry.values(), key=lambda r: (r.widget.order, r.widget.title, r.key)
+        )
+
+    def select(
+        self,
+        *,
+        group: str | None = None,
+        app: str | None = None,
+        model: type[Model] | str | None = None,
+        dashboard_only: bool = False,
+    ) -> list[Registration]:
+        """Registrations matching every given filter, in display order.
+
+        ``model`` is a model class or an ``"app_label.model_name"`` string.
+        """
+        if isinstance(model, str):
+            model = apps.get_model(model)
+        return [
+            r
+            for r in self.all()
+            if (group is None or r.group == group)
+            and (app is None or r.app_label == app)
+            and (model is None or r.model is model)
+            and (not dashboard_only or r.widget.on_dashboard)
+        ]
+
+    def groups(self) -> list[str]:
+        return sorted({r.group for r in self._registry.values() if r.group})
+
+    def app_labels(self) -> list[str]:
+        return sorted({r.app_label for r in self._registry.values() if r.app_label})
