@@ -1,0 +1,45 @@
+"""Seed demo data and make sure a demo staff login exists. Safe to run again."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+
+class Command(BaseCommand):
+    help = "Create the demo staff user (printing its credentials) and seed demo data."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default=os.environ.get("DEMO_USERNAME", "demo"))
+        parser.add_argument(
+            "--password",
+            default=os.environ.get("DEMO_PASSWORD"),
+            help="Use this password instead of a freshly generated one.",
+        )
+        parser.add_argument("--url", default="http://127.0.0.1:8000/smallstack/")
+
+    @transaction.atomic
+    def handle(self, *args, username: str, password: str | None, url: str, **options):
+        password = password or secrets.token_urlsafe(9)
+        user, created = get_user_model().objects.get_or_create(
+            username=username, defaults={"email": f"{username}@example.com"}
+        )
+        user.is_staff = user.is_superuser = user.is_active = True
+        user.set_password(password)
+        user.save()
+        self.seed()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nDemo staff login ({'created' if created else 'password reset'}):\n"
+                f"  open      {url}\n"
+                f"  username  {username}\n"
+                f"  password  {password}\n"
+            )
+        )
+
+    def seed(self) -> None:
+        """Demo rows for the apps that ship with the project."""
