@@ -1,0 +1,83 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.core.cache import caches
+
+from smallstack import dashboard
+from smallstack.displays import DashboardWidget
+from smallstack.engine import engine
+from smallstack.registry import Registration
+
+_groups = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engine() -> Iterator[None]:
+    """Every test starts with an empty cache and no evaluation in flight."""
+    caches["default"].clear()
+    engine.reset()
+    yield
+    engine.reset()
+
+
+@pytest.fixture
+def group() -> str:
+    """A group name no other test uses, to scope evaluations to this test's widgets."""
+    return f"test-group-{next(_groups)}"
+
+
+@pytest.fixture
+def register(group: str) -> Iterator[Callable[..., Registration]]:
+    """Register widgets for one test (in its own group by default); unregistered afterwards."""
+    keys: list[str] = []
+
+    def _register(widget: DashboardWidget, **options) -> Registration:
+        options.setdefault("group", group)
+        registration = dashboard.register(widget, **options)
+        keys.append(registration.key)
+        return registration
+
+    yield _register
+    for key in keys:
+        if key in dashboard.registry:
+            dashboard.unregister(key)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+
+
+@pytest.fixture
+def plain_user(django_user_model):
+    return django_user_model.objects.create_user("plain", password="pw-plain-123")
+
+
+def require_binary(name: str) -> str:
+    """Path of a system binary a test needs: skipped locally if absent, a failure in CI."""
+    import os
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -1,0 +1,121 @@
+"""Real uvicorn processes for end-to-end tests.
+
+A :class:`LiveServer` serves ``project.asgi:application`` with the test settings plus
+``tests.serverapp`` (slow demo widgets in the "Server slow" group) over its own SQLite file,
+migrated and seeded with the staff login ``demo`` / :data:`PASSWORD`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "demo-password-123"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_data_dir(data_dir: Path, **env: str) -> dict[str, str]:
+    """Migrate and seed a fresh database in ``data_dir``; return the environment to serve it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    environ = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
+        "SMALLSTACK_DATA_DIR": str(data_dir),
+        "PYTHONUNBUFFERED": "1",
+        **env,
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=environ, check=True, cwd=ROOT)
+    subprocess.run(
+        [*manage, "seed_demo", "--password", PASSWORD],
+        env=environ,
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    return environ
+
+
+class LiveServer:
+    """One uvicorn process; ``start()``/``stop()`` may be called repeatedly (same port)."""
+
+    def __init__(self, environ: dict[str, str], port: int | None = None, workers: int = 1):
+        self.environ, self.port, self.workers = environ, port or free_port(), workers
+        self.process: subprocess.Popen | None = None
+        self.log_path = Path(environ["SMALLSTACK_DATA_DIR"]) / f"uvicorn-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20) -> LiveServer:
+        log = open(self.log_path, "ab")  # noqa: SIM115 — closed with the process
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "project.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                "warning",
+            ],
+            env=self.environ,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited early:\n{self.log()}")
+            try:
+                httpx.get(f"{self.url}/accounts/login/", timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"uvicorn did not answer within {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def login(self, client: httpx.Client | None = None) -> httpx.Client:
+        """A client signed in as the demo staff user (session cookie + CSRF token)."""
+        client = client or httpx.Client(base_url=self.url, timeout=30)
+        page = client.get("/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        response = client.post(
+            "/accounts/login/",
+            data={"username": "demo", "password": PASSWORD, "csrfmiddlewaretoken": token},
+        )
+        assert response.status_code == 302, response.text
+        return client

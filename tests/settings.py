@@ -1,0 +1,14 @@
+"""Settings for the test suite: the project's own, with test-only secrets."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "tests-only-not-secret")
+os.environ.setdefault("SECURE_COOKIES", "0")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+
+from project.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test logins
+SMALLSTACK_DASHBOARD = {**SMALLSTACK_DASHBOARD, "BUILTIN_WIDGETS": True}  # noqa: F405
+TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], BASE_DIR / "tests" / "templates"]  # noqa: F405
+SERVESTATIC_USE_FINDERS = True  # serve app static files without collectstatic
