@@ -1,0 +1,9 @@
+"""Run every benchmark: ``python -m benchmarks`` (``make bench``)."""
+
+from benchmarks import setup
+
+setup()
+
+from benchmarks import engine  # noqa: E402
+
+engine.main()
