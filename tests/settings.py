@@ -12,3 +12,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast tes
 SMALLSTACK_DASHBOARD = {**SMALLSTACK_DASHBOARD, "BUILTIN_WIDGETS": True}  # noqa: F405
 TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], BASE_DIR / "tests" / "templates"]  # noqa: F405
 SERVESTATIC_USE_FINDERS = True  # serve app static files without collectstatic
+# One test database file per pytest process, so concurrent runs never share one.
+DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405
