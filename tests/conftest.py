@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,19 @@ from smallstack.engine import engine
 from smallstack.registry import Registration
 
 _groups = itertools.count()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this run's test database with its WAL side files (Django deletes only the file)."""
+    import os
+
+    from django.conf import settings
+
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name and os.path.basename(name).startswith("test-db-"):
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name + suffix)
 
 
 @pytest.fixture(autouse=True)
