@@ -12,7 +12,6 @@ import asyncio
 import statistics
 import time
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from smallstack.displays import DashboardWidget
@@ -50,38 +49,43 @@ def registrations(kind: str, n: int, delay: float):
     return registry.all()
 
 
-def timed(regs) -> tuple[float, list]:
+async def timed(regs) -> tuple[float, list]:
     started = time.perf_counter()
-    contexts = async_to_sync(engine.evaluate)(regs)
+    contexts = await engine.evaluate(regs)
     elapsed = time.perf_counter() - started
     assert all(c.state == "ok" for c in contexts), [c.error for c in contexts if c.error]
     return elapsed, contexts
 
 
-def sequential_loop(regs) -> float:
+async def sequential_loop(regs) -> float:
     """Evaluate one widget at a time, as a plain loop would."""
     started = time.perf_counter()
     for registration in regs:
-        async_to_sync(engine.evaluate)([registration])
+        await engine.evaluate([registration])
     return time.perf_counter() - started
 
 
 def main() -> None:
+    """Print both tables; everything runs on one event loop, as under uvicorn."""
+    asyncio.run(_main())
+
+
+async def _main() -> None:
     pool = settings.SMALLSTACK_DASHBOARD["THREAD_POOL_SIZE"]
     print(f"Widget engine — {IO_SECONDS * 1000:.0f} ms of I/O per widget, thread pool {pool}")
     print(f"{'widgets':>8} {'kind':>6} {'concurrent':>11} {'sequential':>11} {'speed-up':>9}")
     for n in (10, 50, 200):
         for kind in ("sync", "async", "mixed"):
             regs = registrations(kind, n, IO_SECONDS)
-            timed(regs)  # warm the pool's threads
-            runs = [timed(regs) for _ in range(3)]
+            await timed(regs)  # warm the pool's threads
+            runs = [await timed(regs) for _ in range(3)]
             wall, contexts = min(runs, key=lambda run: run[0])
             sequential = sum(c.elapsed_ms for c in contexts) / 1000
             print(
                 f"{n:>8} {kind:>6} {wall * 1000:>9.0f}ms {sequential * 1000:>9.0f}ms "
                 f"{sequential / wall:>8.1f}x"
             )
-    measured = sequential_loop(registrations("mixed", 10, IO_SECONDS))
+    measured = await sequential_loop(registrations("mixed", 10, IO_SECONDS))
     print(f"{10:>8} {'mixed':>6} {'':>11} {measured * 1000:>9.0f}ms  (a real sequential loop)")
 
     print("\nEngine overhead — widgets that return at once (median of 20 runs)")
@@ -89,7 +93,7 @@ def main() -> None:
     for n in (10, 50, 200):
         for kind in ("sync", "async", "mixed"):
             regs = registrations(kind, n, 0)
-            timed(regs)
-            wall = statistics.median(timed(regs)[0] for _ in range(20))
+            await timed(regs)
+            wall = statistics.median([(await timed(regs))[0] for _ in range(20)])
             print(f"{n:>8} {kind:>6} {wall * 1000:>8.2f}ms {wall * 1e6 / n:>9.0f}µs")
     print("\nTargets: 50 mixed 200 ms widgets <= 300 ms; overhead for 200 widgets <= 20 ms.")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import threading
@@ -172,25 +173,83 @@ class WidgetContext:
 
 
 class _Flight:
-    """One evaluation in progress, shared by every request that wants the widget meanwhile."""
+    """One evaluation in progress, shared by every request that wants the widget meanwhile.
 
-    __slots__ = ("deadline", "result", "started", "task", "timeout", "timeout_logged")
+    Waiters on the loop that started it await a plain asyncio future; waiters on another loop
+    (sync callers get one from ``async_to_sync``) await a thread-safe future made on demand.
+    ``finish()`` may be called from any thread, once; later calls are ignored.
+    """
 
-    def __init__(self, timeout: float) -> None:
+    __slots__ = (
+        "_lock",
+        "_outcome",
+        "_shared",
+        "deadline",
+        "future",
+        "loop",
+        "started",
+        "task",
+        "timeout",
+        "timeout_logged",
+    )
+
+    def __init__(self, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
         self.timeout = timeout
         self.started = time.monotonic()
         self.deadline = self.started + timeout
         self.timeout_logged = False
         self.task: asyncio.Task | None = None
-        # A thread-safe future, so requests on any event loop (uvicorn's, or the one
-        # async_to_sync makes for sync callers) can await it. Marked running, so a waiter that
-        # gives up (and cancels its own wrapper) can never cancel it for the others.
-        self.result: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
-        self.result.set_running_or_notify_cancel()
+        self.loop = loop
+        self.future: asyncio.Future[Outcome] = loop.create_future()
+        self._shared: concurrent.futures.Future[Outcome] | None = None
+        self._outcome: Outcome | None = None
+        self._lock = threading.Lock()
 
     def finish(self, outcome: Outcome) -> None:
-        if not self.result.done():
-            self.result.set_result(outcome)
+        with self._lock:
+            if self._outcome is not None:
+                return
+            self._outcome = outcome
+            shared = self._shared
+        if shared is not None:
+            shared.set_result(outcome)
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._resolve(outcome)
+        else:
+            # A closed loop (RuntimeError) has nobody left waiting on it.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._resolve, outcome)
+
+    def _resolve(self, outcome: Outcome) -> None:
+        if not self.future.done():
+            self.future.set_result(outcome)
+
+    async def wait(self) -> Outcome | None:
+        """The outcome, or None if the flight's deadline passes first."""
+        if self._outcome is not None:
+            return self._outcome
+        loop = asyncio.get_running_loop()
+        if loop is self.loop:
+            future = self.future
+        else:
+            with self._lock:
+                if self._shared is None:
+                    self._shared = concurrent.futures.Future()
+                    self._shared.set_running_or_notify_cancel()  # waiters can't cancel it
+                    if self._outcome is not None:
+                        self._shared.set_result(self._outcome)
+            future = asyncio.wrap_future(self._shared)
+        # asyncio.wait never cancels the future it watches: other waiters keep it.
+        done, _ = await asyncio.wait({future}, timeout=max(0.0, self.deadline - time.monotonic()))
+        if done:
+            return future.result()
+        if future is not self.future:
+            future.cancel()  # detach from the shared future; its loop may close before it ends
+        return None
 
 
 class _Lane(concurrent.futures.Executor):
@@ -331,28 +390,23 @@ class Engine:
             flight = self._flights.get(flight_key)
             owner = flight is None
             if owner:
-                flight = self._flights[flight_key] = _Flight(self._timeout(registration))
+                flight = _Flight(self._timeout(registration), asyncio.get_running_loop())
+                self._flights[flight_key] = flight
         if owner:
             self._start(flight_key, flight, registration, with_extras)
-        loop = asyncio.get_running_loop()
-        try:
-            # Deadlines are shared: a late joiner waits only for what is left of the flight's.
-            async with asyncio.timeout_at(loop.time() + flight.deadline - time.monotonic()):
-                return await asyncio.wrap_future(flight.result), owner
-        except TimeoutError:
-            if not flight.timeout_logged:
-                flight.timeout_logged = True
-                logger.warning(
-                    "Dashboard widget %s timed out after %.3g s", registration.key, flight.timeout
-                )
-            return (
-                Outcome(
-                    TIMEOUT,
-                    error=f"timed out after {flight.timeout:g} s",
-                    elapsed_ms=(time.monotonic() - flight.started) * 1000,
-                ),
-                owner,
+        # Deadlines are shared: a late joiner waits only for what is left of the flight's.
+        outcome = await flight.wait()
+        if outcome is not None:
+            return outcome, owner
+        if not flight.timeout_logged:
+            flight.timeout_logged = True
+            logger.warning(
+                "Dashboard widget %s timed out after %.3g s", registration.key, flight.timeout
             )
+        elapsed_ms = (time.monotonic() - flight.started) * 1000
+        return Outcome(
+            TIMEOUT, error=f"timed out after {flight.timeout:g} s", elapsed_ms=elapsed_ms
+        ), owner
 
     def _start(
         self,
