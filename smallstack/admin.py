@@ -1,0 +1,44 @@
+"""API tokens in Django's admin: create (the key is shown once), inspect, revoke."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.utils import timezone
+
+from smallstack import tokens
+from smallstack.models import APIToken
+
+
+@admin.register(APIToken)
+class APITokenAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "user", "prefix", "created", "expires", "revoked", "last_used"]
+    list_filter = ["revoked", "expires"]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["prefix", "created", "revoked", "last_used"]
+    actions = ["revoke"]
+
+    def get_fields(self, request: HttpRequest, obj: APIToken | None = None) -> list[str]:
+        if obj is None:
+            return ["user", "name", "expires"]
+        return ["user", "name", "prefix", "created", "expires", "revoked", "last_used"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: APIToken | None = None) -> list[str]:
+        return [*self.readonly_fields, "user"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: APIToken, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        token, key = tokens.create_token(obj.user, obj.name, obj.expires)
+        obj.pk, obj.prefix, obj.created = token.pk, token.prefix, token.created
+        messages.warning(
+            request, f"The new token's key is {key} — copy it now, it will not be shown again."
+        )
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        count = queryset.filter(revoked__isnull=True).update(revoked=timezone.now())
+        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)

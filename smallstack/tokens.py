@@ -1,0 +1,84 @@
+"""API token keys: generation, hashing and lookup.
+
+A key looks like ``ss_<prefix>_<secret>``: ``prefix`` is 8 hex characters stored in clear to
+find the row, ``secret`` 43 URL-safe characters (256 bits). The database keeps the SHA-256
+hex digest of the whole key and compares it in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from smallstack.models import APIToken
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+KEY_RE = re.compile(r"^ss_([0-9a-f]{8})_([A-Za-z0-9_-]{32,128})$")
+#: ``last_used`` is written at most this often per token, so pollers do not write per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_prefix(key: str) -> str | None:
+    """The prefix of a well-formed key, else None."""
+    match = KEY_RE.match(key)
+    return match.group(1) if match else None
+
+
+def create_token(
+    user: AbstractBaseUser, name: str = "", expires: datetime | None = None
+) -> tuple[APIToken, str]:
+    """Create a token for ``user``; return it with its raw key (never stored, show it once)."""
+    for _ in range(5):
+        prefix = secrets.token_hex(4)
+        key = f"ss_{prefix}_{secrets.token_urlsafe(32)}"
+        try:
+            with transaction.atomic():
+                token = APIToken.objects.create(
+                    user=user, name=name, prefix=prefix, key_hash=hash_key(key), expires=expires
+                )
+        except IntegrityError:  # prefix collision: draw again
+            continue
+        return token, key
+    raise RuntimeError("could not draw an unused token prefix")
+
+
+async def aauthenticate(key: str) -> APIToken | None:
+    """The usable token ``key`` belongs to, with its user loaded; None for anything else.
+
+    Malformed, unknown, revoked and expired keys all give None. ``last_used`` is refreshed
+    by a conditional UPDATE at most once per :data:`LAST_USED_RESOLUTION`.
+    """
+    prefix = parse_prefix(key)
+    if prefix is None:
+        return None
+    try:
+        token = await APIToken.objects.select_related("user").aget(prefix=prefix)
+    except APIToken.DoesNotExist:
+        return None
+    if not hmac.compare_digest(token.key_hash, hash_key(key)):
+        return None
+    now = timezone.now()
+    if token.revoked is not None or token.is_expired(now):
+        return None
+    cutoff = now - LAST_USED_RESOLUTION
+    if token.last_used is None or token.last_used < cutoff:
+        # Conditional, so concurrent requests of one poller write once between them.
+        await APIToken.objects.filter(
+            Q(last_used__isnull=True) | Q(last_used__lt=cutoff), pk=token.pk
+        ).aupdate(last_used=now)
+        token.last_used = now
+    return token
