@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "channels",
     "smallstack",
     "explorer",
+    "project.sales",
 ]
 
 MIDDLEWARE = [

@@ -6,5 +6,6 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="smallstack:dashboard", permanent=False)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("smallstack/explorer/", include("explorer.urls")),
     path("smallstack/", include("smallstack.urls")),
 ]

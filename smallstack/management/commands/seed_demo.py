@@ -43,3 +43,10 @@ class Command(BaseCommand):
 
     def seed(self) -> None:
         """Demo rows for the apps that ship with the project."""
+        from django.apps import apps
+
+        if apps.is_installed("project.sales"):
+            from project.sales.demo import seed_orders
+
+            added = seed_orders()
+            self.stdout.write(f"Demo orders: {added} added." if added else "Demo orders present.")

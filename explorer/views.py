@@ -1,0 +1,398 @@
+"""The Explorer's pages: async, staff-only views over the registered models.
+
+Reads use Django's async ORM; form validation and saving (sync by nature: unique checks, related
+choices) run through ``sync_to_async``. Bad query parameters are answered 400, unknown models,
+objects and pages 404, writes to a read-only registration 403, each with a message.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.contrib.admin.utils import display_for_field, display_for_value, lookup_field
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import transaction
+from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.text import capfirst
+from django.views.decorators.http import require_http_methods
+
+from explorer.forms import model_form_class
+from explorer.registry import ModelInfo, explorer
+from explorer.search import InvalidSearch, search_queryset
+from smallstack import dashboard
+from smallstack.access import staff_required
+
+EMPTY = "—"
+
+
+class ExplorerError(Exception):
+    """A request the Explorer answers with an error page (status and message)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict"}
+
+
+def _error_page(request: HttpRequest, error: ExplorerError) -> HttpResponse:
+    context = {
+        "title": TITLES.get(error.status, "Error"),
+        "message": error.message,
+        "status": error.status,
+    }
+    return TemplateResponse(request, "explorer/error.html", context, status=error.status)
+
+
+def explorer_view(view):
+    """Staff only; an :class:`ExplorerError` raised by the view becomes its error page."""
+
+    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return await view(request, *args, **kwargs)
+        except ExplorerError as error:
+            return _error_page(request, error)
+
+    wrapper.__name__, wrapper.__doc__ = view.__name__, view.__doc__
+    wrapper.__qualname__ = view.__qualname__
+    return staff_required(wrapper)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _model_info(app_label: str, model_name: str) -> ModelInfo:
+    info = explorer.lookup(app_label, model_name)
+    if info is None:
+        raise ExplorerError(
+            404, f"No model {app_label}.{model_name} is registered with the Explorer."
+        )
+    return info
+
+
+def _writable(info: ModelInfo) -> ModelInfo:
+    if info.readonly:
+        raise ExplorerError(
+            403, f"{info.verbose_name_plural.capitalize()} are read-only in the Explorer."
+        )
+    return info
+
+
+async def _get_object(info: ModelInfo, pk: str) -> Model:
+    try:
+        return await info.model._default_manager.aget(pk=pk)
+    except (ObjectDoesNotExist, ValueError, TypeError, ValidationError):
+        raise ExplorerError(
+            404, f"No {info.verbose_name} with primary key {pk!r} exists."
+        ) from None
+
+
+def _query_string(request: HttpRequest, **changes: Any) -> str:
+    """The current query string with ``changes`` applied (None or "" drops a parameter)."""
+    query = request.GET.copy()
+    for name, value in changes.items():
+        if value in (None, ""):
+            query.pop(name, None)
+        else:
+            query[name] = str(value)
+    encoded = query.urlencode()
+    return f"?{encoded}" if encoded else "?"
+
+
+def _urls(info: ModelInfo, obj: Model | None = None) -> dict[str, str]:
+    kwargs = info.url_kwargs
+    urls = {"list": reverse("explorer:list", kwargs=kwargs)}
+    if not info.readonly:
+        urls["add"] = reverse("explorer:add", kwargs=kwargs)
+    if obj is not None:
+        kwargs = {**kwargs, "pk": obj.pk}
+        urls["detail"] = reverse("explorer:detail", kwargs=kwargs)
+        if not info.readonly:
+            urls["edit"] = reverse("explorer:edit", kwargs=kwargs)
+            urls["delete"] = reverse("explorer:delete", kwargs=kwargs)
+    return urls
+
+
+def _cell(info: ModelInfo, name: str, obj: Model) -> Any:
+    """One list cell as the admin would show it (escaped by the template unless marked safe)."""
+    try:
+        field, _attr, value = lookup_field(name, obj, info.model_admin)
+    except ObjectDoesNotExist:
+        return EMPTY
+    if field is not None and getattr(field, "concrete", False):
+        return display_for_field(value, field, EMPTY)
+    return display_for_value(value, EMPTY, boolean=getattr(_attr, "boolean", False))
+
+
+def _column_label(info: ModelInfo, name: str) -> str:
+    from django.contrib.admin.utils import label_for_field
+
+    if name == "__str__":
+        return info.verbose_name.capitalize()
+    return capfirst(str(label_for_field(name, info.model, info.model_admin)))
+
+
+def _rows(info: ModelInfo, columns: list[str], objects: list[Model]) -> list[dict[str, Any]]:
+    return [
+        {"cells": [_cell(info, name, obj) for name in columns], "urls": _urls(info, obj)}
+        for obj in objects
+    ]
+
+
+def _fields(info: ModelInfo, obj: Model) -> list[tuple[str, Any]]:
+    """(label, display value) for every field of ``obj``, many-to-many included."""
+    shown = []
+    for field in [*info.model._meta.fields, *info.model._meta.many_to_many]:
+        if field.many_to_many:
+            value = ", ".join(str(related) for related in getattr(obj, field.name).all())
+            display = value or EMPTY
+        else:
+            try:
+                value = getattr(obj, field.name)
+            except ObjectDoesNotExist:
+                value = None
+            display = display_for_field(value, field, EMPTY)
+        shown.append((str(field.verbose_name).capitalize(), display))
+    return shown
+
+
+def _page_number(request: HttpRequest) -> int:
+    raw = request.GET.get("page", "1")
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ExplorerError(400, f"?page= must be a whole number, not {raw!r}.") from None
+    if number < 1:
+        raise ExplorerError(400, f"?page= must be 1 or more, not {number}.")
+    return number
+
+
+def _ordering(info: ModelInfo, request: HttpRequest) -> tuple[list[str], str | None]:
+    """The ORM ordering for ``?o=`` (default ordering when absent) and the column sorted by."""
+    raw = request.GET.get("o", "")
+    if not raw:
+        return info.ordering, None
+    column = raw.removeprefix("-")
+    order_field = info.order_field(column)
+    if order_field is None:
+        sortable = [name for name in info.list_fields if info.order_field(name)]
+        raise ExplorerError(
+            400,
+            f"Cannot order by {raw!r}: sortable columns are "
+            f"{', '.join(sortable) or 'none'} (prefix '-' for descending).",
+        )
+    descending = raw.startswith("-")
+    return [f"-{order_field}" if descending else order_field, "-pk"], raw
+
+
+def _related_columns(info: ModelInfo, columns: list[str]) -> list[str]:
+    names = []
+    for name in columns:
+        field = info.model_field(name)
+        if field is not None and field.many_to_one:
+            names.append(field.name)
+    return names
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+
+@explorer_view
+async def index(request: HttpRequest) -> HttpResponse:
+    """The registered models by group, each with its row count."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for info in explorer.get_models():
+        count = await info.model._default_manager.acount()
+        groups.setdefault(info.group, []).append(
+            {"info": info, "count": count, "url": reverse("explorer:list", kwargs=info.url_kwargs)}
+        )
+    return TemplateResponse(request, "explorer/index.html", {"title": "Explorer", "groups": groups})
+
+
+@explorer_view
+async def model_list(request: HttpRequest, app_label: str, model_name: str) -> HttpResponse:
+    """Rows of one model: searchable (``?q=``), sortable (``?o=``), paginated (``?page=``)."""
+    info = _model_info(app_label, model_name)
+    columns = info.list_fields
+    queryset: QuerySet = info.model._default_manager.all()
+
+    query = request.GET.get("q", "").strip()
+    if query:
+        if not info.search_fields:
+            raise ExplorerError(400, f"{info.verbose_name_plural.capitalize()} are not searchable.")
+        try:
+            queryset = search_queryset(queryset, info.search_fields, query)
+        except InvalidSearch as exc:
+            raise ExplorerError(400, str(exc)) from None
+
+    ordering, ordered_by = _ordering(info, request)
+    queryset = queryset.order_by(*ordering)
+    number = _page_number(request)
+
+    total = await queryset.acount()
+    per_page = info.per_page
+    num_pages = max(1, math.ceil(total / per_page))
+    if number > num_pages:
+        pages = f"{num_pages} page{'' if num_pages == 1 else 's'}"
+        raise ExplorerError(404, f"Page {number} does not exist: the list has {pages}.")
+    related = _related_columns(info, columns)
+    if related:
+        queryset = queryset.select_related(*related)
+    start = (number - 1) * per_page
+    objects = [obj async for obj in queryset[start : start + per_page]]
+    rows = await sync_to_async(_rows)(info, columns, objects)
+    headers = await sync_to_async(_headers)(info, request, columns, ordered_by)
+    widgets = await dashboard.aget_widget_contexts(model=info.model)
+
+    context = {
+        "title": info.verbose_name_plural.capitalize(),
+        "info": info,
+        "urls": _urls(info),
+        "headers": headers,
+        "rows": rows,
+        "widgets": widgets,
+        "query": query,
+        "searchable": bool(info.search_fields),
+        "total": total,
+        "page": {
+            "number": number,
+            "count": num_pages,
+            "first": start + 1 if total else 0,
+            "last": start + len(objects),
+            "previous": _query_string(request, page=number - 1) if number > 1 else None,
+            "next": _query_string(request, page=number + 1) if number < num_pages else None,
+        },
+    }
+    return TemplateResponse(request, "explorer/list.html", context)
+
+
+def _headers(
+    info: ModelInfo, request: HttpRequest, columns: list[str], ordered_by: str | None
+) -> list[dict[str, Any]]:
+    headers = []
+    for name in columns:
+        sortable = info.order_field(name) is not None
+        direction = None
+        if ordered_by in (name, f"-{name}"):
+            direction = "desc" if ordered_by.startswith("-") else "asc"
+        toggled = f"-{name}" if direction == "asc" else name
+        headers.append(
+            {
+                "name": name,
+                "label": _column_label(info, name),
+                "sortable": sortable,
+                "direction": direction,
+                "url": _query_string(request, o=toggled, page=None) if sortable else None,
+            }
+        )
+    return headers
+
+
+@explorer_view
+async def detail(request: HttpRequest, app_label: str, model_name: str, pk: str) -> HttpResponse:
+    """Every field of one object."""
+    info = _model_info(app_label, model_name)
+    obj = await _get_object(info, pk)
+    fields = await sync_to_async(_fields)(info, obj)
+    context = {
+        "title": str(obj),
+        "info": info,
+        "object": obj,
+        "fields": fields,
+        "urls": _urls(info, obj),
+    }
+    return TemplateResponse(request, "explorer/detail.html", context)
+
+
+def _save(form: ModelForm) -> Model:
+    with transaction.atomic():
+        return form.save()
+
+
+async def _form_page(request: HttpRequest, info: ModelInfo, obj: Model | None) -> HttpResponse:
+    form_class = model_form_class(info)
+    status = 200
+    if request.method == "POST":
+        form = form_class(request.POST, request.FILES, instance=obj)
+        if await sync_to_async(form.is_valid)():
+            saved = await sync_to_async(_save)(form)
+            verb = "created" if obj is None else "saved"
+            messages.success(request, f"{info.verbose_name.capitalize()} “{saved}” was {verb}.")
+            return redirect("explorer:detail", pk=saved.pk, **info.url_kwargs)
+        status = 400
+    else:
+        form = form_class(instance=obj)
+    title = f"Edit {obj}" if obj is not None else f"Add {info.verbose_name}"
+    context = {
+        "title": title,
+        "info": info,
+        "object": obj,
+        "form": form,
+        "urls": _urls(info, obj),
+    }
+    return TemplateResponse(request, "explorer/form.html", context, status=status)
+
+
+@explorer_view
+@require_http_methods(["GET", "POST"])
+async def create(request: HttpRequest, app_label: str, model_name: str) -> HttpResponse:
+    """A form for a new object."""
+    info = _writable(_model_info(app_label, model_name))
+    return await _form_page(request, info, None)
+
+
+@explorer_view
+@require_http_methods(["GET", "POST"])
+async def edit(request: HttpRequest, app_label: str, model_name: str, pk: str) -> HttpResponse:
+    """A form for an existing object."""
+    info = _writable(_model_info(app_label, model_name))
+    obj = await _get_object(info, pk)
+    return await _form_page(request, info, obj)
+
+
+def _delete(obj: Model) -> str | None:
+    """Delete ``obj`` (and what cascades); a message instead when protected rows refer to it."""
+    try:
+        with transaction.atomic():
+            obj.delete()
+    except (ProtectedError, RestrictedError) as exc:
+        blocking = sorted(str(related) for related in exc.args[1])
+        shown = ", ".join(blocking[:10]) + (
+            f" and {len(blocking) - 10} more" if len(blocking) > 10 else ""
+        )
+        return f"It cannot be deleted while these refer to it: {shown}."
+    return None
+
+
+@explorer_view
+@require_http_methods(["GET", "POST"])
+async def delete(request: HttpRequest, app_label: str, model_name: str, pk: str) -> HttpResponse:
+    """GET asks for confirmation; only a POST deletes."""
+    info = _writable(_model_info(app_label, model_name))
+    obj = await _get_object(info, pk)
+    status, problem = 200, None
+    if request.method == "POST":
+        label = await sync_to_async(str)(obj)
+        problem = await sync_to_async(_delete)(obj)
+        if problem is not None:
+            status = 409
+        else:
+            messages.success(request, f"{info.verbose_name.capitalize()} “{label}” was deleted.")
+            return redirect("explorer:list", **info.url_kwargs)
+    context = {
+        "title": f"Delete {obj}?",
+        "info": info,
+        "object": obj,
+        "problem": problem,
+        "urls": _urls(info, obj),
+    }
+    return TemplateResponse(request, "explorer/confirm_delete.html", context, status=status)

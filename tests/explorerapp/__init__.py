@@ -1,0 +1,1 @@
+"""A test-only app whose ``explorer.py`` autodiscovery must import."""
