@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from smallstack.api import api
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="smallstack:dashboard", permanent=False)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("smallstack/explorer/", include("explorer.urls")),
     path("smallstack/", include("smallstack.urls")),
+    path("api/", api.urls),
 ]

@@ -1,0 +1,30 @@
+"""The dashboard's JSON API (django-ninja), mounted at ``/api/`` by ``project/urls.py``.
+
+``GET /api/dashboard/widgets/``, ``/api/dashboard/widgets/{key}/`` and
+``/api/dashboard/status/``; staff only (bearer token or session); docs at ``/api/docs``.
+"""
+
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, AuthorizationError
+
+from smallstack.api.auth import forbidden, staff_auth, staff_docs, unauthorized
+from smallstack.api.endpoints import router
+
+__all__ = ["api"]
+
+api = NinjaAPI(
+    title="SmallStack dashboard API",
+    version="1",
+    description=(
+        "Dashboard widgets as JSON for monitors and single-page apps. Authenticate with "
+        "`Authorization: Bearer <token>` (`manage.py create_api_token USERNAME`) of an active "
+        "staff user, or a staff session. Responses carry a weak `ETag`; send it back in "
+        "`If-None-Match` to get `304 Not Modified` while the data is unchanged."
+    ),
+    auth=staff_auth,
+    docs_decorator=staff_docs,
+    urls_namespace="smallstack-api",
+)
+api.add_exception_handler(AuthenticationError, unauthorized)
+api.add_exception_handler(AuthorizationError, forbidden)
+api.add_router("/dashboard/", router)

@@ -1,0 +1,101 @@
+"""Who may use the API: a staff user's bearer token, or a staff session (the page's own JS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja.errors import AuthenticationError, AuthorizationError
+from ninja.security import HttpBearer
+
+from smallstack import tokens
+
+FORBIDDEN = "The dashboard API is for active staff members only."
+NO_CREDENTIALS = "Authentication required: send 'Authorization: Bearer <token>' or sign in."
+BAD_TOKEN = "Invalid, expired or revoked API token."
+
+
+class StaffAuth(HttpBearer):
+    """``Authorization: Bearer ss_…`` of an active staff user, else a staff session.
+
+    Returns the user (ninja sets it as ``request.auth``); None means 401, and a known but
+    non-staff or inactive user raises :class:`AuthorizationError` (403). The session is read
+    only when no ``Authorization`` header is sent, so token requests never touch it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # marks the instance async; without it ninja would pass bad tokens
+
+    async def __call__(self, request: HttpRequest) -> Any:
+        header = request.headers.get(self.header)
+        if header is None:
+            return await self._session_user(request)
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != self.openapi_scheme or not key.strip():
+            request._bearer_error = True  # type: ignore[attr-defined]
+            return None
+        return await self.authenticate(request, key.strip())
+
+    async def authenticate(self, request: HttpRequest, token: str) -> Any:
+        api_token = await tokens.aauthenticate(token)
+        if api_token is None:
+            request._bearer_error = True  # type: ignore[attr-defined]
+            return None
+        user = api_token.user
+        if not (user.is_active and user.is_staff):
+            raise AuthorizationError(message=FORBIDDEN)
+        request.user = user
+        request.api_token = api_token  # type: ignore[attr-defined]
+        return user
+
+    async def _session_user(self, request: HttpRequest) -> Any:
+        user = await request.auser()
+        request.user = user
+        if not user.is_authenticated:
+            return None
+        if not (user.is_active and user.is_staff):
+            raise AuthorizationError(message=FORBIDDEN)
+        return user
+
+
+staff_auth = StaffAuth()
+
+
+def unauthorized(request: HttpRequest, exc: AuthenticationError | None = None) -> HttpResponse:
+    """401 with the ``WWW-Authenticate`` challenge RFC 6750 asks for."""
+    bad_token = getattr(request, "_bearer_error", False)
+    response = JsonResponse({"detail": BAD_TOKEN if bad_token else NO_CREDENTIALS}, status=401)
+    challenge = 'Bearer realm="smallstack"'
+    if bad_token:
+        challenge += ', error="invalid_token"'
+    response["WWW-Authenticate"] = challenge
+    return response
+
+
+def forbidden(request: HttpRequest, exc: AuthorizationError) -> HttpResponse:
+    return JsonResponse({"detail": exc.message}, status=403)
+
+
+def staff_docs(view):
+    """Guard the OpenAPI schema and docs page with :data:`staff_auth`.
+
+    A browser without credentials is sent to the login page for the docs page; the schema
+    answers 401 like the API.
+    """
+    from asgiref.sync import sync_to_async
+
+    async def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            user = await staff_auth(request)
+        except AuthorizationError as exc:
+            return forbidden(request, exc)
+        if user is None:
+            wants_html = "text/html" in request.headers.get("Accept", "")
+            if wants_html and "Authorization" not in request.headers:
+                return redirect_to_login(request.get_full_path())
+            return unauthorized(request)
+        # Rendering reads the session (messages, CSRF), which is sync-only.
+        return await sync_to_async(view)(request, *args, **kwargs)
+
+    return guarded

@@ -1,0 +1,51 @@
+"""Conditional GET for pollers: a weak ETag over the data, and 304 when it is unchanged.
+
+The ETag covers what a poller acts on: every item's fields and data, its state, staleness and
+error. It leaves out what changes on every request without the dashboard changing: the
+response's ``generated_at`` and ``elapsed_ms``, and each item's ``elapsed_ms`` and
+``evaluated_at``. So a widget re-evaluated to the same result keeps its ETag, and the body
+behind a 304 may carry older timestamps than a fresh 200 would. The tag is weak (``W/``)
+because the bytes differ in those timestamps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.utils.http import parse_etags
+
+CACHE_CONTROL = "private, no-cache"
+_VOLATILE = frozenset({"elapsed_ms", "evaluated_at", "generated_at"})
+
+
+def etag_for(items: Iterable[Mapping[str, Any]], *extra: Any) -> str:
+    stable = [{k: v for k, v in item.items() if k not in _VOLATILE} for item in items]
+    payload = json.dumps([stable, *extra], sort_keys=True, separators=(",", ":"), default=str)
+    return f'W/"{hashlib.sha256(payload.encode()).hexdigest()[:32]}"'
+
+
+def not_modified(request: HttpRequest, etag: str) -> HttpResponse | None:
+    """A 304 when ``If-None-Match`` matches ``etag`` (weak comparison), else None."""
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return None
+    wanted = _opaque(etag)
+    if not any(tag == "*" or _opaque(tag) == wanted for tag in parse_etags(header)):
+        return None
+    response = HttpResponseNotModified()
+    set_headers(response, etag)
+    return response
+
+
+def set_headers(response: HttpResponse, etag: str | None) -> None:
+    if etag is not None:
+        response["ETag"] = etag
+    response["Cache-Control"] = CACHE_CONTROL
+
+
+def _opaque(tag: str) -> str:
+    return tag[2:] if tag.startswith("W/") else tag

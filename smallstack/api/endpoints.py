@@ -1,0 +1,153 @@
+"""The dashboard's JSON endpoints: all widgets, one widget, a status summary for monitors."""
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Router, Status
+from ninja.errors import HttpError
+from pydantic import BeforeValidator
+
+from smallstack import dashboard
+from smallstack.api.conditional import etag_for, not_modified, set_headers
+from smallstack.api.schemas import Message, StatusSummary, WidgetItem, WidgetList
+from smallstack.engine import ERROR, OK, WidgetContext, engine
+
+router = Router(tags=["dashboard"])
+
+_FLAGS = {"1": True, "true": True, "0": False, "false": False}
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    flag = _FLAGS.get(str(value).lower())
+    if flag is None:
+        raise ValueError(f"must be 1, 0, true or false, not {value!r}")
+    return flag
+
+
+#: A query flag that accepts exactly 1/0/true/false; anything else is a 422 naming the param.
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+async def _contexts(group: str | None, app: str | None, dashboard_only: bool):
+    # Unknown scopes are 404s, as on the HTML group and app pages.
+    if group is not None and group not in dashboard.registry.groups():
+        raise HttpError(404, f"No dashboard group named {group!r}")
+    if app is not None and app not in dashboard.registry.app_labels():
+        raise HttpError(404, f"No dashboard widgets for app {app!r}")
+    return await dashboard.aget_widget_contexts(
+        group=group, app=app, dashboard_only=dashboard_only, with_extras=True
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@router.get(
+    "/widgets/",
+    response={200: WidgetList, 304: None, 404: Message},
+    exclude_unset=True,
+    summary="All widgets, evaluated",
+)
+async def list_widgets(
+    request: HttpRequest,
+    response: HttpResponse,
+    group: str | None = None,
+    app: str | None = None,
+    dashboard_only: Flag = False,
+):
+    """Every widget in scope, in display order, with its latest data.
+
+    A widget that fails is listed with its state (``timeout``/``error``) and, if it had one, its
+    last good data marked ``stale``. Send ``If-None-Match`` to get 304 while nothing changed.
+    """
+    started = time.perf_counter()
+    items = [c.as_item() for c in await _contexts(group, app, dashboard_only)]
+    etag = etag_for(items)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    set_headers(response, etag)
+    return {
+        "widgets": items,
+        "generated_at": _now(),
+        "elapsed_ms": _ms(started),
+    }
+
+
+@router.get(
+    "/widgets/{key}/",
+    response={200: WidgetItem, 304: None, 404: Message},
+    exclude_unset=True,
+    summary="One widget, evaluated",
+)
+async def get_widget(request: HttpRequest, response: HttpResponse, key: str):
+    """One widget by key (404 for an unknown key)."""
+    registration = dashboard.registry.get(key)
+    if registration is None:
+        raise HttpError(404, f"No dashboard widget with key {key!r}")
+    [context] = await engine.evaluate([registration], with_extras=True)
+    item = context.as_item()
+    etag = etag_for([item])
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    set_headers(response, etag)
+    return item
+
+
+def _failing(context: WidgetContext) -> bool:
+    return context.state != OK or context.status == ERROR
+
+
+@router.get(
+    "/status/",
+    response={200: StatusSummary, 304: None, 503: StatusSummary, 404: Message},
+    summary="Health summary for uptime monitors",
+)
+async def status(
+    request: HttpRequest,
+    response: HttpResponse,
+    group: str | None = None,
+    app: str | None = None,
+    dashboard_only: Flag = False,
+):
+    """Counts by state and by status, and the failing keys.
+
+    HTTP 200 when every widget is ok, 503 when any timed out, errored or reports status
+    ``error``. Same filters as the widget list.
+    """
+    started = time.perf_counter()
+    contexts = await _contexts(group, app, dashboard_only)
+    states = {OK: 0, "timeout": 0, ERROR: 0}
+    statuses: dict[str, int] = {}
+    for context in contexts:
+        states[context.state] = states.get(context.state, 0) + 1
+        name = context.status if isinstance(context.status, str) else "none"
+        statuses[name] = statuses.get(name, 0) + 1
+    failing = [c.key for c in contexts if _failing(c)]
+    summary = {
+        "healthy": not failing,
+        "total": len(contexts),
+        "states": states,
+        "statuses": statuses,
+        "failing": failing,
+    }
+    set_headers(response, None)
+    if failing:
+        # No ETag: a monitor must see the 503 on every poll.
+        return Status(503, {**summary, "generated_at": _now(), "elapsed_ms": _ms(started)})
+    etag = etag_for([], summary)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    set_headers(response, etag)
+    return {**summary, "generated_at": _now(), "elapsed_ms": _ms(started)}
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

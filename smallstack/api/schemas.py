@@ -1,0 +1,70 @@
+"""Typed shapes of the API's responses (they also document the OpenAPI schema)."""
+
+from datetime import datetime
+from typing import Literal
+
+from ninja import Schema
+from pydantic import BaseModel, ConfigDict, Field
+
+State = Literal["ok", "timeout", "error"]
+
+
+class WidgetData(BaseModel):
+    """What ``get_data()`` returned, merged with ``get_api_extras()``; extra keys pass through.
+
+    A plain pydantic model: ninja's ``Schema`` reads attributes and would drop the extra keys.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    headline: str
+    detail: str | None = None
+    status: str | None = Field(None, description="ok, warning, error, unknown or the widget's own")
+
+
+class WidgetItem(Schema):
+    """One widget and the result of its latest evaluation."""
+
+    key: str
+    title: str
+    icon: str = Field(description="Inline SVG markup set by the widget's developer")
+    url: str | None
+    order: int
+    group: str | None
+    app_label: str | None
+    model_name: str | None
+    span: int
+    widget_type: str
+    on_dashboard: bool
+    state: State
+    stale: bool = Field(description="data is the last good result, kept while the widget fails")
+    error: str | None
+    elapsed_ms: float
+    evaluated_at: datetime | None = Field(description="when data was produced")
+    data: WidgetData | None = Field(description="null when the widget has never succeeded")
+
+
+class WidgetList(Schema):
+    widgets: list[WidgetItem]
+    generated_at: datetime
+    elapsed_ms: float
+
+
+class StatusSummary(Schema):
+    """A summary for uptime monitors: HTTP 200 when ``healthy``, 503 otherwise."""
+
+    healthy: bool
+    total: int
+    states: dict[str, int] = Field(description="widgets by state: ok, timeout, error")
+    statuses: dict[str, int] = Field(
+        description="widgets by their own data status; 'none' counts widgets without one"
+    )
+    failing: list[str] = Field(
+        description="keys of widgets that timed out, errored or report status 'error'"
+    )
+    generated_at: datetime
+    elapsed_ms: float
+
+
+class Message(Schema):
+    detail: str
