@@ -161,7 +161,7 @@ def _fields(info: ModelInfo, obj: Model) -> list[tuple[str, Any]]:
             except ObjectDoesNotExist:
                 value = None
             display = display_for_field(value, field, EMPTY)
-        shown.append((str(field.verbose_name).capitalize(), display))
+        shown.append((capfirst(str(field.verbose_name)), display))
     return shown
 
 

@@ -308,3 +308,14 @@ async def test_sync_and_async_orm_widgets_on_models_run_concurrently(sleep_sql, 
     assert latest_start < earliest_end, "the two ORM widgets did not overlap"
     # ...so the pair took about one nap, not two (sequential: 0.6 s or more).
     assert elapsed < 2 * SQL_NAP * 0.9, f"two {SQL_NAP} s ORM widgets took {elapsed:.2f} s"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_seeding_tops_up_once():
+    from project.sales.demo import seed_orders
+
+    assert seed_orders(40) == 40
+    assert seed_orders(40) == 0
+    assert Order.objects.count() == 40
+    statuses = set(Order.objects.values_list("status", flat=True))
+    assert statuses == {"open", "shipped", "cancelled"}
