@@ -1,4 +1,8 @@
-"""ASGI entry point: ``uvicorn project.asgi:application``."""
+"""ASGI entry point: ``uvicorn project.asgi:application``.
+
+HTTP goes to Django; websockets (the live dashboard) go through Channels, which checks the
+``Origin`` against ``ALLOWED_HOSTS`` and loads the session's user.
+"""
 
 import os
 
@@ -6,4 +10,20 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
-application = get_asgi_application()
+# Set up Django (apps, settings) before importing anything that imports models.
+django_application = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from smallstack.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -8,6 +8,7 @@ Everything that differs between machines comes from the environment:
 - ``DATABASE_URL``   e.g. ``postgres://user:pass@host/db``; default: embedded SQLite.
 - ``REDIS_URL``      enables the Redis channel layer for multi-process push.
 - ``SMALLSTACK_THREAD_POOL_SIZE`` / ``SMALLSTACK_WIDGET_TIMEOUT`` tune the widget engine.
+- ``SMALLSTACK_RENDER_BUDGET``  seconds a page waits before sending late cards live (0.3).
 """
 
 from pathlib import Path
@@ -136,6 +137,9 @@ else:
 SMALLSTACK_DASHBOARD = {
     "WIDGET_TIMEOUT": float(env_str("SMALLSTACK_WIDGET_TIMEOUT", "3")),
     "THREAD_POOL_SIZE": int(env_str("SMALLSTACK_THREAD_POOL_SIZE", "32")),
+    "RENDER_BUDGET": float(env_str("SMALLSTACK_RENDER_BUDGET", "0.3")),
+    # With Redis, interval refreshes take a short per-widget lock there: once per period in all.
+    "REFRESH_LOCK_URL": REDIS_URL,
 }
 
 LOGGING = {

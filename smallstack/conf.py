@@ -15,6 +15,12 @@ DEFAULTS: dict[str, Any] = {
     "STALE_TTL": 24 * 60 * 60,
     # Register the first-party widgets (Status, Users).
     "BUILTIN_WIDGETS": True,
+    # Seconds a page waits for widgets; later cards render as placeholders and arrive live.
+    "RENDER_BUDGET": 0.3,
+    # Redis URL for the per-widget refresh lock shared by all processes; "" = this process only.
+    "REFRESH_LOCK_URL": "",
+    # Largest websocket message (characters) the live endpoint accepts from a client.
+    "LIVE_MAX_MESSAGE": 4096,
 }
 
 

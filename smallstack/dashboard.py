@@ -13,13 +13,16 @@ from django.db.models import Model
 
 from smallstack.displays import DashboardWidget
 from smallstack.engine import WidgetContext, engine
+from smallstack.live import arefresh, refresh
 from smallstack.registry import Registration, WidgetRegistry
 
 __all__ = [
     "DashboardWidgetsMixin",
     "WidgetContext",
     "aget_widget_contexts",
+    "arefresh",
     "get_widget_contexts",
+    "refresh",
     "register",
     "registry",
     "unregister",

@@ -328,11 +328,16 @@ class Engine:
     # -- public entry point ---------------------------------------------------------------
 
     async def evaluate(
-        self, registrations: Iterable[Registration], *, with_extras: bool = False
+        self,
+        registrations: Iterable[Registration],
+        *,
+        with_extras: bool = False,
+        fresh: bool = False,
     ) -> list[WidgetContext]:
         """Evaluate the registrations concurrently and return their contexts, in order.
 
         ``with_extras`` merges ``get_api_extras()`` into ``data`` (the API's view of a widget).
+        ``fresh`` skips reusing results younger than ``cache_ttl`` (an explicit refresh).
         """
         registrations = list(registrations)
         if not registrations:
@@ -347,7 +352,7 @@ class Engine:
         ):
             entry = stored.get(cache_key)
             ttl = registration.widget.cache_ttl
-            if entry is not None and ttl and now - entry["at"] < ttl:
+            if entry is not None and ttl and not fresh and now - entry["at"] < ttl:
                 contexts[index] = self._context(
                     registration, Outcome(OK, entry["data"], None, entry["ms"], entry["at"])
                 )

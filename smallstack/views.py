@@ -1,21 +1,85 @@
-"""The dashboard pages: async views over the widget registry."""
+"""The dashboard pages: async views over the widget registry.
+
+A page waits at most ``SMALLSTACK_DASHBOARD["RENDER_BUDGET"]`` seconds for its widgets. Cards not
+finished by then render as placeholders; their evaluations carry on, and the page's websocket
+asks for them (joining those same evaluations), so they fill in as soon as each finishes or
+times out. ``?wait=1`` waits for every widget instead (the page's ``<noscript>`` link).
+"""
 
 from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from smallstack import dashboard
+from smallstack import conf, dashboard
 from smallstack.access import staff_required
+from smallstack.engine import WidgetContext, engine
+from smallstack.live import SOCKET_PATH
+from smallstack.registry import Registration
+
+#: Evaluations a page stopped waiting for; kept referenced until they finish.
+_carrying_on: set[asyncio.Task] = set()
+
+
+@dataclass
+class Placeholder:
+    """A card still being evaluated: rendered as a skeleton with its title."""
+
+    registration: Registration
+    state: str = "pending"
+    template_name: str = "smallstack/widgets/placeholder.html"
+
+    @property
+    def key(self) -> str:
+        return self.registration.key
+
+    @property
+    def widget(self):
+        return self.registration.widget
+
+
+async def evaluate_within(
+    registrations: list[Registration], budget: float | None
+) -> list[WidgetContext | Placeholder]:
+    """Evaluate concurrently; after ``budget`` seconds return placeholders for the rest.
+
+    ``None`` waits for all. Unfinished evaluations are not cancelled: they run to completion
+    (filling the cache) and later requests for the same widgets join them.
+    """
+    if budget is None or not registrations:
+        return await engine.evaluate(registrations)
+    tasks = [asyncio.ensure_future(engine.evaluate([r])) for r in registrations]
+    await asyncio.wait(tasks, timeout=max(0.0, budget))
+    results: list[WidgetContext | Placeholder] = []
+    for registration, task in zip(registrations, tasks, strict=True):
+        if task.done():
+            results.append(task.result()[0])
+        else:
+            _carrying_on.add(task)
+            task.add_done_callback(_carrying_on.discard)
+            results.append(Placeholder(registration))
+    return results
 
 
 async def _render(request: HttpRequest, title: str, scope: dict, **filters) -> HttpResponse:
-    widgets = await dashboard.aget_widget_contexts(**filters)
+    registrations = dashboard.registry.select(**filters)
+    wait = request.GET.get("wait") == "1"
+    widgets = await evaluate_within(
+        registrations, None if wait else float(conf.get("RENDER_BUDGET"))
+    )
     context = {
         "title": title,
         "scope": scope,
         "widgets": widgets,
         "groups": dashboard.registry.groups(),
+        "live": {
+            "socket": SOCKET_PATH,
+            "scope": scope,
+            "pending": [w.key for w in widgets if isinstance(w, Placeholder)],
+        },
     }
     return TemplateResponse(request, "smallstack/dashboard.html", context)
 

@@ -148,7 +148,7 @@ async def test_page_evaluates_widgets_concurrently(staff_async_client, register,
         register(SleepySync(0.3))
         register(SleepyAsync(0.3))
     started = time.perf_counter()
-    response = await staff_async_client.get(f"/smallstack/group/{group}/")
+    response = await staff_async_client.get(f"/smallstack/group/{group}/?wait=1")
     elapsed = time.perf_counter() - started
     assert response.status_code == 200
     assert response.content.decode().count('data-state="ok"') == 20

@@ -1,0 +1,235 @@
+"""The dashboard's websocket: ``/ws/smallstack/dashboard/``.
+
+Client → server (JSON text, at most ``LIVE_MAX_MESSAGE`` characters):
+
+- ``{"type": "subscribe"}`` (main dashboard), ``{"type": "subscribe", "group": "…"}`` or
+  ``{"type": "subscribe", "app": "…"}`` → ``{"type": "subscribed", "scope": …, "keys": […]}``.
+- ``{"type": "snapshot"}`` or ``{"type": "snapshot", "keys": […]}`` → one ``widget.update`` per
+  card of the scope (or of those keys) as each finishes, then ``{"type": "snapshot.done"}``.
+- ``{"type": "refresh", "key": "…"}`` → re-evaluate that widget now and push it to everyone.
+
+Server → client: ``{"type": "widget.update", "widget": <API item>, "html": <card>}``,
+``{"type": "status", "push": "live" | "unavailable"}`` and ``{"type": "error", "error": "…"}``.
+Anonymous users are closed with code 4401, signed-in non-staff users with 4403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from smallstack import conf, live
+from smallstack.refresher import refresher
+
+logger = logging.getLogger("smallstack.live")
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+class ClientError(ValueError):
+    """A message the server cannot act on; reported back, the connection stays open."""
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    """One open dashboard: follows a scope and forwards the updates of its widgets."""
+
+    keys: frozenset[str] = frozenset()
+    scope_filters: dict[str, Any] | None = None
+    _joined = False
+    _snapshot: asyncio.Task | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- channel-layer receive that survives the layer going away --------------------------
+
+    @property
+    def channel_receive(self):
+        return self._receive_from_layer
+
+    @channel_receive.setter
+    def channel_receive(self, receive) -> None:
+        self._layer_receive = receive
+
+    async def _receive_from_layer(self) -> dict[str, Any]:
+        # Channels ends the consumer (and so the socket) when this raises, e.g. with Redis
+        # down. Report it to the hub instead and wait until the hub has re-joined the group.
+        while True:
+            try:
+                return await self._layer_receive()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await live.hub().lost(exc)
+                await live.hub().wait_recovered()
+
+    # -- connection ---------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        # Accept first: a close before accepting reaches the browser as a bare HTTP 403,
+        # while these codes let the page tell "signed out" from "not allowed".
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not (user.is_active and user.is_staff):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self._joined = True
+        self._follow({}, live_registrations(dashboard_only=True))
+        available = await live.hub().join(self)
+        await self._send({"type": "status", "push": "live" if available else "unavailable"})
+
+    async def disconnect(self, code: int) -> None:
+        if self._snapshot is not None:
+            self._snapshot.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._joined:
+            self._joined = False
+            refresher().unwatch(self.keys)
+            self.keys = frozenset()
+            await live.hub().leave(self)
+
+    async def push_state_changed(self, available: bool) -> None:
+        await self._send({"type": "status", "push": "live" if available else "unavailable"})
+
+    # -- client messages ------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        if not self._joined:
+            return
+        try:
+            message = self._parse(text_data, bytes_data)
+            kind = message.get("type")
+            if kind == "subscribe":
+                await self._subscribe(message)
+            elif kind == "snapshot":
+                self._start_snapshot(message)
+            elif kind == "refresh":
+                await self._refresh(message)
+            else:
+                raise ClientError(
+                    f"unknown message type {kind!r}; expected subscribe, snapshot or refresh"
+                )
+        except ClientError as exc:
+            await self._send({"type": "error", "error": str(exc)})
+
+    @staticmethod
+    def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
+        if text_data is None:
+            raise ClientError("binary messages are not supported; send JSON text")
+        limit = int(conf.get("LIVE_MAX_MESSAGE"))
+        if len(text_data) > limit:
+            raise ClientError(f"message too large: {len(text_data)} characters, limit {limit}")
+        try:
+            message = json.loads(text_data)
+        except ValueError as exc:
+            raise ClientError(f"malformed JSON: {exc}") from None
+        if not isinstance(message, dict):
+            raise ClientError("a message must be a JSON object with a 'type'")
+        return message
+
+    async def _subscribe(self, message: dict[str, Any]) -> None:
+        from smallstack.dashboard import registry
+
+        unknown = set(message) - {"type", "group", "app"}
+        if unknown:
+            raise ClientError(f"unexpected field(s) in subscribe: {', '.join(sorted(unknown))}")
+        group, app = message.get("group"), message.get("app")
+        if group is not None and app is not None:
+            raise ClientError("subscribe to a group or to an app, not both")
+        for name, value in (("group", group), ("app", app)):
+            if value is not None and not isinstance(value, str):
+                raise ClientError(f"'{name}' must be a string")
+        if group is not None:
+            if group not in registry.groups():
+                raise ClientError(f"unknown group {group!r}")
+            filters: dict[str, Any] = {"group": group}
+        elif app is not None:
+            if app not in registry.app_labels():
+                raise ClientError(f"unknown app {app!r}")
+            filters = {"app": app}
+        else:
+            filters = {}
+        registrations = live_registrations(**filters, dashboard_only=not filters)
+        self._follow(filters, registrations)
+        await self._send(
+            {"type": "subscribed", "scope": filters, "keys": [r.key for r in registrations]}
+        )
+
+    def _follow(self, filters: dict[str, Any], registrations) -> None:
+        keys = frozenset(r.key for r in registrations)
+        watcher = refresher()
+        watcher.watch(keys - self.keys)
+        watcher.unwatch(self.keys - keys)
+        self.keys, self.scope_filters = keys, filters
+
+    def _start_snapshot(self, message: dict[str, Any]) -> None:
+        from smallstack.dashboard import registry
+
+        keys = message.get("keys")
+        if keys is None:
+            wanted = self.keys
+        elif isinstance(keys, list) and all(isinstance(k, str) for k in keys):
+            wanted = self.keys & set(keys)
+        else:
+            raise ClientError("'keys' must be a list of widget keys")
+        registrations = [r for r in registry.all() if r.key in wanted]
+        if self._snapshot is not None:
+            self._snapshot.cancel()
+        self._snapshot = asyncio.get_running_loop().create_task(self._run_snapshot(registrations))
+
+    async def _run_snapshot(self, registrations) -> None:
+        try:
+            count = await live.stream(registrations, self._send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Dashboard snapshot failed")
+            await self._send({"type": "error", "error": "snapshot failed; see the server log"})
+            return
+        await self._send({"type": "snapshot.done", "count": count})
+
+    async def _refresh(self, message: dict[str, Any]) -> None:
+        from smallstack.dashboard import registry
+
+        key = message.get("key")
+        if not isinstance(key, str):
+            raise ClientError("'key' must be a widget key")
+        if key not in registry:
+            raise ClientError(f"unknown widget {key!r}")
+        # In the background: a slow widget must not hold this socket's other messages.
+        task = asyncio.get_running_loop().create_task(self._run_refresh(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_refresh(self, key: str) -> None:
+        try:
+            context = await live.arefresh(key)
+        except KeyError:
+            await self._send({"type": "error", "error": f"unknown widget {key!r}"})
+            return
+        await self._send({"type": "refreshed", "key": key, "state": context.state})
+
+    # -- channel-layer events ---------------------------------------------------------------
+
+    async def widget_update(self, event: dict[str, Any]) -> None:
+        if event.get("key") in self.keys:
+            await self.send(text_data=event["text"])
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+
+
+def live_registrations(**filters: Any):
+    from smallstack.dashboard import registry
+
+    return registry.select(**filters)

@@ -1,0 +1,256 @@
+"""Live push: render a widget's card, send it to every open dashboard when it changed.
+
+- Every dashboard websocket joins one channel-layer group, :data:`BROADCAST_GROUP`; an update
+  carries the widget's key and each consumer forwards it only if the key is in its scope. The
+  message is serialised once, so one refresh costs one ``group_send`` however many clients watch.
+- Change detection: a fingerprint of the item without its timing fields is kept in the dashboard
+  cache (``SMALLSTACK_DASHBOARD["CACHE"]``); an update is pushed only when it differs. With a
+  shared cache (Redis, Memcached, database) all processes agree; with the default per-process
+  cache each process compares against what it last pushed itself.
+- Channel-layer failures (Redis down) never reach the caller: they are logged, the open
+  dashboards are told that push is unavailable, and a per-process recovery loop re-joins their
+  sockets to the group once the layer answers again, then tells them push is live (the browser
+  then asks for a snapshot, so nothing missed stays stale).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import weakref
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.core.cache import caches
+from django.template.loader import render_to_string
+
+from smallstack import conf
+from smallstack.engine import WidgetContext, engine
+from smallstack.registry import Registration
+
+logger = logging.getLogger("smallstack.live")
+
+#: The channel-layer group every dashboard socket joins.
+BROADCAST_GROUP = "smallstack.dashboard"
+#: Where browsers connect.
+SOCKET_PATH = "/ws/smallstack/dashboard/"
+#: Item fields that change on every evaluation without the card changing.
+_TIMING_FIELDS = frozenset({"elapsed_ms", "evaluated_at"})
+_RECOVERY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def render_card(context: WidgetContext) -> str:
+    """The card's HTML, from the same template the page includes."""
+    return render_to_string(context.template_name, {"w": context})
+
+
+async def update_message(context: WidgetContext) -> dict[str, Any]:
+    """``{"type": "widget.update", "widget": <item>, "html": <card>}`` for one widget.
+
+    Rendering runs off the event loop: a widget's own template may touch the database.
+    """
+    html = await sync_to_async(render_card, thread_sensitive=False)(context)
+    return {"type": "widget.update", "widget": context.as_item(), "html": html}
+
+
+def fingerprint(item: dict[str, Any]) -> str:
+    """A digest of what a card shows: the item without its timing fields."""
+    stable = {name: value for name, value in item.items() if name not in _TIMING_FIELDS}
+    encoded = json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def _fingerprint_key(key: str) -> str:
+    return f"smallstack:live:fingerprint:{key}"
+
+
+def _last_fingerprint(key: str) -> str | None:
+    try:
+        return caches[conf.get("CACHE")].get(_fingerprint_key(key))
+    except Exception:
+        logger.exception("Dashboard cache unavailable; pushing %s without change detection", key)
+        return None
+
+
+def _remember_fingerprint(key: str, value: str) -> None:
+    try:
+        caches[conf.get("CACHE")].set(_fingerprint_key(key), value, timeout=conf.get("STALE_TTL"))
+    except Exception:
+        logger.exception("Dashboard cache unavailable; fingerprint of %s not kept", key)
+
+
+# -- the per-process hub ----------------------------------------------------------------------
+
+
+class LiveSocket(Protocol):
+    """What the hub needs from a connected dashboard consumer."""
+
+    channel_name: str
+
+    async def push_state_changed(self, available: bool) -> None: ...
+
+
+class Hub:
+    """This process's live state (one per event loop): open sockets and push health."""
+
+    def __init__(self) -> None:
+        self.sockets: weakref.WeakSet[LiveSocket] = weakref.WeakSet()
+        self.available = True
+        self.last_error: str | None = None
+        self._recovered = asyncio.Event()
+        self._recovered.set()
+        self._recovery: asyncio.Task | None = None
+
+    async def join(self, socket: LiveSocket) -> bool:
+        """Add a socket to the broadcast group; False (recovery started) if the layer is down."""
+        self.sockets.add(socket)
+        if not self.available:
+            return False
+        try:
+            await get_channel_layer().group_add(BROADCAST_GROUP, socket.channel_name)
+        except Exception as exc:
+            await self.lost(exc)
+            return False
+        return True
+
+    async def leave(self, socket: LiveSocket) -> None:
+        self.sockets.discard(socket)
+        if not self.available:
+            return
+        try:
+            await get_channel_layer().group_discard(BROADCAST_GROUP, socket.channel_name)
+        except Exception as exc:
+            logger.warning("Live push: could not leave the group: %s", exc)
+
+    async def lost(self, exc: BaseException) -> None:
+        """The channel layer failed: tell every socket, and start the recovery loop once."""
+        if self.available:
+            self.available = False
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._recovered.clear()
+            logger.error("Live push unavailable (channel layer failed): %s", self.last_error)
+            for socket in list(self.sockets):
+                await _notify(socket, False)
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.get_running_loop().create_task(self._recover())
+
+    async def wait_recovered(self) -> None:
+        await self._recovered.wait()
+
+    async def _recover(self) -> None:
+        attempt = 0
+        while True:
+            await asyncio.sleep(_RECOVERY_DELAYS[min(attempt, len(_RECOVERY_DELAYS) - 1)])
+            attempt += 1
+            layer = get_channel_layer()
+            try:
+                # Redis may have restarted empty: every local socket joins the group again.
+                sockets = list(self.sockets)
+                for socket in sockets:
+                    await layer.group_add(BROADCAST_GROUP, socket.channel_name)
+                if not sockets:
+                    await layer.group_discard(BROADCAST_GROUP, "smallstack.probe!probe")
+            except Exception as exc:
+                logger.debug("Live push still unavailable: %s", exc)
+                continue
+            break
+        self.available, self.last_error = True, None
+        self._recovered.set()
+        logger.warning("Live push available again")
+        for socket in list(self.sockets):
+            await _notify(socket, True)
+
+
+async def _notify(socket: LiveSocket, available: bool) -> None:
+    try:
+        await socket.push_state_changed(available)
+    except Exception:
+        logger.debug("Live push: a socket could not be told about the push state", exc_info=True)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def hub() -> Hub:
+    """The running event loop's hub."""
+    loop = asyncio.get_running_loop()
+    current = _hubs.get(loop)
+    if current is None:
+        current = _hubs[loop] = Hub()
+    return current
+
+
+# -- publishing ---------------------------------------------------------------------------------
+
+
+async def publish(context: WidgetContext, *, force: bool = False) -> bool:
+    """Push a widget's card to every open dashboard if it changed; True if it was sent."""
+    message = await update_message(context)
+    digest = fingerprint(message["widget"])
+    if not force and await sync_to_async(_last_fingerprint)(context.key) == digest:
+        return False
+    event = {
+        "type": "widget.update",
+        "key": context.key,
+        "text": json.dumps(message, separators=(",", ":")),
+    }
+    try:
+        await get_channel_layer().group_send(BROADCAST_GROUP, event)
+    except Exception as exc:
+        # Not remembered: once push is back the same result still counts as a change.
+        current = hub()
+        if current.sockets:
+            await current.lost(exc)
+        else:  # e.g. refresh() from a signal handler, on a loop that serves no socket
+            logger.error("Live push unavailable (channel layer failed): %r", exc)
+        return False
+    await sync_to_async(_remember_fingerprint)(context.key, digest)
+    return True
+
+
+def _registration(key: str) -> Registration:
+    from smallstack.dashboard import registry
+
+    registration = registry.get(key)
+    if registration is None:
+        raise KeyError(f"No dashboard widget is registered with key {key!r}")
+    return registration
+
+
+async def arefresh(key: str) -> WidgetContext:
+    """Re-evaluate the widget ``key`` now (ignoring ``cache_ttl``) and push it if it changed.
+
+    Safe to call whether or not anyone watches and whether or not push is available.
+    Raises ``KeyError`` for an unknown key.
+    """
+    [context] = await engine.evaluate([_registration(key)], fresh=True)
+    await publish(context)
+    return context
+
+
+def refresh(key: str) -> WidgetContext:
+    """Blocking twin of :func:`arefresh`, for sync code such as signal handlers."""
+    return async_to_sync(arefresh)(key)
+
+
+async def stream(registrations: Iterable[Registration], send) -> int:
+    """Evaluate the registrations and ``await send(message)`` for each as soon as it finishes.
+
+    An evaluation already in flight (started by a page that ran out of its render budget) is
+    joined, not repeated. Returns how many cards were sent.
+    """
+
+    async def one(registration: Registration) -> None:
+        [context] = await engine.evaluate([registration])
+        await send(await update_message(context))
+
+    registrations = list(registrations)
+    await asyncio.gather(*(one(r) for r in registrations))
+    return len(registrations)

@@ -1,0 +1,147 @@
+"""Interval refresh: re-evaluate widgets that set ``refresh_interval`` while someone watches.
+
+Each process counts the open dashboard sockets watching each widget. The first watcher of a
+widget with a ``refresh_interval`` starts a task for it; the last one leaving cancels it.
+
+Across processes the period holds through a lock: before each run the task takes a per-widget
+lock that expires after one interval (``SET key NX PX interval`` in Redis when
+``SMALLSTACK_DASHBOARD["REFRESH_LOCK_URL"]`` is set, else an in-process lock). Whoever gets it
+evaluates and pushes; the others wait out the lock's remaining time and try again. So the widget
+is evaluated at most once per interval in all processes together, by whichever process has
+watchers, and not at all when nobody watches anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import Counter
+from collections.abc import Iterable
+
+from smallstack import conf
+
+logger = logging.getLogger("smallstack.live")
+
+
+class LocalLock:
+    """A per-process lock that expires by itself."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    async def acquire(self, name: str, seconds: float) -> float:
+        """0 if acquired for ``seconds``, else the seconds until it may be tried again."""
+        now = time.monotonic()
+        until = self._until.get(name, 0.0)
+        if now < until:
+            return until - now
+        self._until[name] = now + seconds
+        return 0.0
+
+
+class RedisLock:
+    """The same lock in Redis, shared by every process using the URL."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio
+
+        self._client = redis.asyncio.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    async def acquire(self, name: str, seconds: float) -> float:
+        key = f"smallstack:live:refresh-lock:{name}"
+        milliseconds = max(1, int(seconds * 1000))
+        if await self._client.set(key, b"1", nx=True, px=milliseconds):
+            return 0.0
+        remaining = await self._client.pttl(key)
+        return max(remaining, 1) / 1000 if remaining and remaining > 0 else 0.01
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def make_lock() -> LocalLock | RedisLock:
+    url = conf.get("REFRESH_LOCK_URL")
+    return RedisLock(url) if url else LocalLock()
+
+
+class Refresher:
+    """Watcher counts and interval tasks of one process (one per event loop)."""
+
+    def __init__(self, lock: LocalLock | RedisLock | None = None) -> None:
+        self.lock = lock if lock is not None else make_lock()
+        self.watchers: Counter[str] = Counter()
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.runs: Counter[str] = Counter()
+
+    def watch(self, keys: Iterable[str]) -> None:
+        """One more socket watches these widgets; start the interval task of any that need one."""
+        from smallstack.dashboard import registry
+
+        for key in keys:
+            self.watchers[key] += 1
+            registration = registry.get(key)
+            if registration is None or not registration.widget.refresh_interval:
+                continue
+            if key not in self.tasks or self.tasks[key].done():
+                self.tasks[key] = asyncio.get_running_loop().create_task(
+                    self._run(key), name=f"smallstack-refresh:{key}"
+                )
+
+    def unwatch(self, keys: Iterable[str]) -> None:
+        """One socket stopped watching; the last one out stops the widget's task."""
+        for key in keys:
+            self.watchers[key] -= 1
+            if self.watchers[key] <= 0:
+                del self.watchers[key]
+                task = self.tasks.pop(key, None)
+                if task is not None:
+                    task.cancel()
+
+    def active(self) -> set[str]:
+        """Keys whose interval task is running."""
+        return {key for key, task in self.tasks.items() if not task.done()}
+
+    async def _run(self, key: str) -> None:
+        from smallstack.dashboard import registry
+        from smallstack.live import arefresh
+
+        registration = registry.get(key)
+        interval = float(registration.widget.refresh_interval) if registration else 0.0
+        delay = interval
+        while registration is not None and interval > 0:
+            await asyncio.sleep(delay)
+            try:
+                wait = await self.lock.acquire(key, interval)
+            except Exception as exc:
+                logger.warning("Refresh lock unavailable, skipping %s this period: %s", key, exc)
+                delay = interval
+                continue
+            if wait:
+                delay = wait
+                continue
+            started = time.monotonic()
+            self.runs[key] += 1
+            try:
+                await arefresh(key)
+            except KeyError:
+                return  # unregistered meanwhile
+            except Exception:
+                logger.exception("Interval refresh of %s failed", key)
+            delay = max(0.0, interval - (time.monotonic() - started))
+            registration = registry.get(key)
+
+
+_refreshers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Refresher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def refresher() -> Refresher:
+    """The running event loop's refresher."""
+    loop = asyncio.get_running_loop()
+    current = _refreshers.get(loop)
+    if current is None:
+        current = _refreshers[loop] = Refresher()
+    return current

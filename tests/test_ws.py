@@ -1,0 +1,386 @@
+"""The dashboard websocket, driven in-process with Channels' WebsocketCommunicator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+
+from smallstack import dashboard
+from smallstack.refresher import refresher
+from smallstack.routing import websocket_urlpatterns
+from tests.widgets import Returns, SleepyAsync, SleepySync
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PATH = "/ws/smallstack/dashboard/"
+ORIGIN = (b"origin", b"http://localhost")
+consumer_app = URLRouter(websocket_urlpatterns)
+
+
+class Counter(Returns):
+    """Returns a different headline on every call."""
+
+    def get_data(self):
+        self.calls += 1
+        return {"headline": f"call {self.calls}"}
+
+
+async def receive(communicator: WebsocketCommunicator, timeout: float = 3) -> dict:  # noqa: ASYNC109
+    return json.loads(await communicator.receive_from(timeout))
+
+
+@pytest.fixture
+async def staff(staff_user):
+    return staff_user
+
+
+async def connect(user, subscribe: dict | None = None) -> WebsocketCommunicator:
+    """A communicator for ``user`` (scope user set directly), connected and subscribed."""
+    communicator = WebsocketCommunicator(consumer_app, PATH, headers=[ORIGIN])
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await receive(communicator) == {"type": "status", "push": "live"}
+    if subscribe is not None:
+        await communicator.send_json_to({"type": "subscribe", **subscribe})
+        assert (await receive(communicator))["type"] == "subscribed"
+    return communicator
+
+
+# -- authentication, through the real ASGI application -------------------------------------
+
+
+async def _session_cookie(client, user) -> tuple[bytes, bytes]:
+    await client.aforce_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())
+
+
+async def _through_asgi(headers) -> tuple[bool, dict | None, WebsocketCommunicator]:
+    from project.asgi import application
+
+    communicator = WebsocketCommunicator(application, PATH, headers=headers)
+    connected, _ = await communicator.connect()
+    message = await communicator.receive_output(2) if connected else None
+    return connected, message, communicator
+
+
+async def test_anonymous_is_closed_with_4401():
+    connected, message, communicator = await _through_asgi([ORIGIN])
+    assert connected
+    assert message == {"type": "websocket.close", "code": 4401}
+    await communicator.wait()
+
+
+async def test_non_staff_is_closed_with_4403(async_client, plain_user):
+    cookie = await _session_cookie(async_client, plain_user)
+    connected, message, communicator = await _through_asgi([ORIGIN, cookie])
+    assert connected
+    assert message == {"type": "websocket.close", "code": 4403}
+    await communicator.wait()
+
+
+async def test_staff_session_connects_and_is_live(async_client, staff_user):
+    cookie = await _session_cookie(async_client, staff_user)
+    connected, message, communicator = await _through_asgi([ORIGIN, cookie])
+    assert connected
+    assert json.loads(message["text"]) == {"type": "status", "push": "live"}
+    await communicator.disconnect()
+
+
+async def test_foreign_origin_is_rejected(async_client, staff_user):
+    cookie = await _session_cookie(async_client, staff_user)
+    connected, message, _ = await _through_asgi([(b"origin", b"http://evil.example"), cookie])
+    assert not connected
+    assert message is None
+
+
+async def test_anonymous_scope_user_is_closed_too():
+    communicator = WebsocketCommunicator(consumer_app, PATH, headers=[ORIGIN])
+    communicator.scope["user"] = AnonymousUser()
+    assert (await communicator.connect())[0]
+    assert await communicator.receive_output(2) == {"type": "websocket.close", "code": 4401}
+
+
+# -- subscribing and bad input -------------------------------------------------------------------
+
+
+async def test_subscribe_to_group_and_app(staff, register, group):
+    registration = register(Returns({"headline": "x"}, on_dashboard=False))
+    communicator = await connect(staff)
+    await communicator.send_json_to({"type": "subscribe", "group": group})
+    assert await receive(communicator) == {
+        "type": "subscribed",
+        "scope": {"group": group},
+        "keys": [registration.key],
+    }
+    await communicator.send_json_to({"type": "subscribe", "app": "smallstack"})
+    subscribed = await receive(communicator)
+    assert subscribed["scope"] == {"app": "smallstack"}
+    assert "smallstack.status" in subscribed["keys"]
+    await communicator.send_json_to({"type": "subscribe"})
+    main = await receive(communicator)
+    assert main["scope"] == {} and registration.key not in main["keys"]  # hidden from main
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        ({"type": "subscribe", "group": "no-such-group"}, "unknown group 'no-such-group'"),
+        ({"type": "subscribe", "app": "nope"}, "unknown app 'nope'"),
+        ({"type": "subscribe", "group": 3}, "'group' must be a string"),
+        ({"type": "subscribe", "group": "a", "app": "b"}, "not both"),
+        ({"type": "subscribe", "colour": "red"}, "unexpected field(s) in subscribe: colour"),
+        ({"type": "dance"}, "unknown message type 'dance'"),
+        ({"no": "type"}, "unknown message type None"),
+        ({"type": "snapshot", "keys": "all"}, "'keys' must be a list"),
+        ({"type": "refresh", "key": "no.such.widget"}, "unknown widget 'no.such.widget'"),
+        ({"type": "refresh"}, "'key' must be a widget key"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+async def test_bad_messages_get_an_error_and_the_connection_stays(staff, payload, error):
+    communicator = await connect(staff)
+    await communicator.send_to(text_data=json.dumps(payload))
+    message = await receive(communicator)
+    assert message["type"] == "error" and error in message["error"], message
+    # Still serving: a valid subscribe works afterwards.
+    await communicator.send_json_to({"type": "subscribe"})
+    assert (await receive(communicator))["type"] == "subscribed"
+    await communicator.disconnect()
+
+
+async def test_malformed_oversized_and_binary_input(staff):
+    communicator = await connect(staff)
+    await communicator.send_to(text_data="{not json")
+    assert "malformed JSON" in (await receive(communicator))["error"]
+    await communicator.send_to(text_data=json.dumps({"type": "subscribe", "pad": "x" * 10_000}))
+    assert "message too large" in (await receive(communicator))["error"]
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    assert "binary messages are not supported" in (await receive(communicator))["error"]
+    await communicator.send_json_to({"type": "subscribe"})
+    assert (await receive(communicator))["type"] == "subscribed"
+    await communicator.disconnect()
+
+
+# -- pushes ----------------------------------------------------------------------------------------
+
+
+async def test_refresh_pushes_the_rendered_card(staff, register, group):
+    widget = Returns({"headline": "<b>one</b>", "detail": "first"})
+    registration = register(widget)
+    communicator = await connect(staff, {"group": group})
+    widget.value = {"headline": "<b>two</b>", "detail": "second", "status": "ok"}
+    await dashboard.arefresh(registration.key)
+    message = await receive(communicator)
+    assert message["type"] == "widget.update"
+    item = message["widget"]
+    assert item["key"] == registration.key and item["state"] == "ok"
+    assert item["data"] == {"headline": "<b>two</b>", "detail": "second", "status": "ok"}
+    assert set(item) >= {"title", "url", "group", "elapsed_ms", "evaluated_at", "stale", "error"}
+    html = message["html"]
+    assert f'data-key="{registration.key}"' in html and "&lt;b&gt;two&lt;/b&gt;" in html
+    assert "<b>two</b>" not in html  # escaped, like on the page
+    await communicator.disconnect()
+
+
+async def test_no_push_when_nothing_changed(staff, register, group):
+    widget = Returns({"headline": "same"})
+    registration = register(widget)
+    communicator = await connect(staff, {"group": group})
+    await dashboard.arefresh(registration.key)
+    assert (await receive(communicator))["widget"]["data"]["headline"] == "same"
+    await dashboard.arefresh(registration.key)  # same data, new timings: nothing to push
+    assert await communicator.receive_nothing(0.3)
+    assert widget.calls == 2
+    widget.value = {"headline": "changed"}
+    await dashboard.arefresh(registration.key)
+    assert (await receive(communicator))["widget"]["data"]["headline"] == "changed"
+    await communicator.disconnect()
+
+
+async def test_state_change_is_pushed(staff, register, group):
+    widget = Returns({"headline": "fine"})
+    registration = register(widget)
+    communicator = await connect(staff, {"group": group})
+    await dashboard.arefresh(registration.key)
+    await receive(communicator)
+    widget.raises = RuntimeError("database on fire")
+    await dashboard.arefresh(registration.key)
+    item = (await receive(communicator))["widget"]
+    assert item["state"] == "error" and "database on fire" in item["error"]
+    assert item["stale"] is True and item["data"]["headline"] == "fine"
+    await communicator.disconnect()
+
+
+async def test_updates_reach_only_sockets_whose_scope_holds_the_widget(staff, register, group):
+    widget = Returns({"headline": "a"}, on_dashboard=False)
+    registration = register(widget)
+    watching = await connect(staff, {"group": group})
+    elsewhere = await connect(staff, {})  # main dashboard: the widget is hidden there
+    await dashboard.arefresh(registration.key)
+    assert (await receive(watching))["widget"]["key"] == registration.key
+    assert await elsewhere.receive_nothing(0.3)
+    await watching.disconnect()
+    await elsewhere.disconnect()
+
+
+async def test_sync_refresh_from_a_thread(staff, register, group):
+    widget = Returns({"headline": "from sync code"})
+    registration = register(widget)
+    communicator = await connect(staff, {"group": group})
+    context = await sync_to_async(dashboard.refresh, thread_sensitive=False)(registration.key)
+    assert context.data == {"headline": "from sync code"}
+    assert (await receive(communicator))["widget"]["data"]["headline"] == "from sync code"
+    await communicator.disconnect()
+
+
+async def test_refresh_bypasses_cache_ttl(staff, register, group):
+    widget = Counter(cache_ttl=60)
+    registration = register(widget)
+    communicator = await connect(staff, {"group": group})
+    first = await dashboard.arefresh(registration.key)
+    second = await dashboard.arefresh(registration.key)
+    assert (first.data["headline"], second.data["headline"]) == ("call 1", "call 2")
+    await communicator.disconnect()
+
+
+async def test_client_refresh_message(staff, register, group):
+    widget = Counter()
+    registration = register(widget)
+    communicator = await connect(staff, {"group": group})
+    await communicator.send_json_to({"type": "refresh", "key": registration.key})
+    messages = [await receive(communicator), await receive(communicator)]
+    kinds = {m["type"]: m for m in messages}
+    assert kinds["widget.update"]["widget"]["data"]["headline"] == "call 1"
+    assert kinds["refreshed"] == {"type": "refreshed", "key": registration.key, "state": "ok"}
+    await communicator.disconnect()
+
+
+# -- snapshots and late cards ---------------------------------------------------------------------
+
+
+async def test_snapshot_sends_each_card_as_it_finishes(staff, register, group):
+    fast = register(Returns({"headline": "fast"}))
+    slow = register(SleepyAsync(0.5))
+    communicator = await connect(staff, {"group": group})
+    started = time.monotonic()
+    await communicator.send_json_to({"type": "snapshot"})
+    first = await receive(communicator)
+    first_at = time.monotonic() - started
+    second = await receive(communicator)
+    assert [first["widget"]["key"], second["widget"]["key"]] == [fast.key, slow.key]
+    assert first_at < 0.4, "the fast card waited for the slow one"
+    assert await receive(communicator) == {"type": "snapshot.done", "count": 2}
+    await communicator.disconnect()
+
+
+async def test_snapshot_of_some_keys_only(staff, register, group):
+    register(Returns({"headline": "a"}))
+    wanted = register(Returns({"headline": "b"}))
+    communicator = await connect(staff, {"group": group})
+    await communicator.send_json_to({"type": "snapshot", "keys": [wanted.key, "not.in.scope"]})
+    assert (await receive(communicator))["widget"]["key"] == wanted.key
+    assert await receive(communicator) == {"type": "snapshot.done", "count": 1}
+    await communicator.disconnect()
+
+
+async def test_late_card_joins_the_page_evaluation(staff, register, group, async_client, settings):
+    settings.SMALLSTACK_DASHBOARD = {**settings.SMALLSTACK_DASHBOARD, "RENDER_BUDGET": 0.1}
+    slow = SleepySync(0.6)
+    registration = register(slow)
+    fast = register(Returns({"headline": "quick"}))
+    await async_client.aforce_login(staff)
+    started = time.monotonic()
+    page = await async_client.get(f"/smallstack/group/{group}/")
+    assert time.monotonic() - started < 0.5
+    text = page.content.decode()
+    assert f'data-key="{registration.key}" data-state="pending"' in text
+    assert f'data-key="{fast.key}" data-state="ok"' in text
+    assert f"[&quot;{registration.key}&quot;]" not in text  # json_script, not attribute-escaped
+    assert f'["{registration.key}"]' in text
+    communicator = await connect(staff, {"group": group})
+    await communicator.send_json_to({"type": "snapshot", "keys": [registration.key]})
+    message = await receive(communicator, timeout=3)
+    assert message["widget"]["state"] == "ok" and message["widget"]["data"]["headline"] == (
+        "slept 0.6"
+    )
+    assert time.monotonic() - started < 1.2
+    assert slow.calls == 1, "the socket started a second evaluation instead of joining"
+    await communicator.disconnect()
+
+
+async def test_late_card_that_times_out_arrives_degraded(
+    staff, register, group, async_client, settings
+):
+    settings.SMALLSTACK_DASHBOARD = {**settings.SMALLSTACK_DASHBOARD, "RENDER_BUDGET": 0.05}
+    registration = register(SleepyAsync(5, timeout=0.4))
+    await async_client.aforce_login(staff)
+    page = await async_client.get(f"/smallstack/group/{group}/")
+    assert 'data-state="pending"' in page.content.decode()
+    communicator = await connect(staff, {"group": group})
+    await communicator.send_json_to({"type": "snapshot", "keys": [registration.key]})
+    message = await receive(communicator, timeout=3)
+    assert message["widget"]["state"] == "timeout"
+    assert "timed out after 0.4 s" in message["html"]
+    await communicator.disconnect()
+
+
+async def test_wait_renders_every_card(staff, register, group, async_client, settings):
+    settings.SMALLSTACK_DASHBOARD = {**settings.SMALLSTACK_DASHBOARD, "RENDER_BUDGET": 0.05}
+    register(SleepyAsync(0.3))
+    await async_client.aforce_login(staff)
+    text = (await async_client.get(f"/smallstack/group/{group}/")).content.decode()
+    assert 'data-state="pending"' in text and '<a href="?wait=1">' in text  # noscript link
+    text = (await async_client.get(f"/smallstack/group/{group}/?wait=1")).content.decode()
+    assert 'data-state="pending"' not in text and 'data-state="ok"' in text
+    assert "<noscript>" not in text
+
+
+# -- the interval refresher -------------------------------------------------------------------
+
+
+async def test_interval_refresh_pushes_while_watched_and_stops_after_the_last_leaves(
+    staff, register, group
+):
+    widget = Counter(refresh_interval=0.15)
+    registration = register(widget)
+    first = await connect(staff, {"group": group})
+    second = await connect(staff, {"group": group})
+    assert registration.key in refresher().active()
+    headlines = [(await receive(first))["widget"]["data"]["headline"] for _ in range(3)]
+    assert headlines == ["call 1", "call 2", "call 3"]
+    await first.disconnect()
+    assert registration.key in refresher().active()  # one watcher left
+    await receive(second)
+    await second.disconnect()
+    assert registration.key not in refresher().active()
+    calls = widget.calls
+    await asyncio.sleep(0.5)
+    assert widget.calls == calls, "the widget kept being evaluated with nobody watching"
+
+
+async def test_interval_runs_once_per_period_however_many_watch(staff, register, group):
+    widget = Counter(refresh_interval=0.2)
+    register(widget)
+    sockets = [await connect(staff, {"group": group}) for _ in range(5)]
+    await asyncio.sleep(1.05)
+    assert 3 <= widget.calls <= 6, widget.calls
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+async def test_widgets_without_interval_start_no_task(staff, register, group):
+    registration = register(Returns({"headline": "still"}))
+    communicator = await connect(staff, {"group": group})
+    assert registration.key not in refresher().active()
+    await communicator.disconnect()
