@@ -10,18 +10,13 @@ from explorer.registry import ModelInfo
 
 def model_form_class(info: ModelInfo) -> type[forms.ModelForm]:
     """The admin's ``form`` (a plain ``ModelForm`` by default) limited to its fields."""
-    cached = info.__dict__.get("_form_class")
-    if cached is not None:
-        return cached
     base = info.option("form") or forms.ModelForm
     fields, exclude = info.form_fields, info.form_exclude
     if fields is not None and exclude:
         fields = [name for name in fields if name not in exclude]
-    form_class = modelform_factory(
+    return modelform_factory(
         info.model,
         form=base,
         fields=fields if fields is not None else (None if exclude else "__all__"),
         exclude=exclude,
     )
-    info.__dict__["_form_class"] = form_class
-    return form_class

@@ -13,11 +13,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db.models import Field, Model
+from django.forms import ModelForm
 from django.utils.module_loading import autodiscover_modules
 
 from smallstack import dashboard
@@ -85,18 +87,20 @@ class ModelInfo:
         source = self.admin_class or admin.ModelAdmin
         return getattr(source, name, default)
 
-    @property
+    @cached_property
     def model_admin(self) -> Any:
-        """An instance of the admin class, for admin-method columns (created once)."""
-        instance = self.__dict__.get("_model_admin")
-        if instance is None:
-            cls = self.admin_class or admin.ModelAdmin
-            if isinstance(cls, type) and issubclass(cls, admin.ModelAdmin):
-                instance = cls(self.model, admin.site)
-            else:
-                instance = cls()
-            self.__dict__["_model_admin"] = instance
-        return instance
+        """An instance of the admin class, for admin-method columns."""
+        cls = self.admin_class or admin.ModelAdmin
+        if isinstance(cls, type) and issubclass(cls, admin.ModelAdmin):
+            return cls(self.model, admin.site)
+        return cls()
+
+    @cached_property
+    def form_class(self) -> type[ModelForm]:
+        """The ``ModelForm`` of the create and edit pages."""
+        from explorer.forms import model_form_class
+
+        return model_form_class(self)
 
     @property
     def list_fields(self) -> list[str]:

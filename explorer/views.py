@@ -8,11 +8,17 @@ objects and pages 404, writes to a read-only registration 403, each with a messa
 from __future__ import annotations
 
 import math
+from functools import wraps
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
-from django.contrib.admin.utils import display_for_field, display_for_value, lookup_field
+from django.contrib.admin.utils import (
+    display_for_field,
+    display_for_value,
+    label_for_field,
+    lookup_field,
+)
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import transaction
 from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
@@ -24,7 +30,6 @@ from django.urls import reverse
 from django.utils.text import capfirst
 from django.views.decorators.http import require_http_methods
 
-from explorer.forms import model_form_class
 from explorer.registry import ModelInfo, explorer
 from explorer.search import InvalidSearch, search_queryset
 from smallstack import dashboard
@@ -56,14 +61,13 @@ def _error_page(request: HttpRequest, error: ExplorerError) -> HttpResponse:
 def explorer_view(view):
     """Staff only; an :class:`ExplorerError` raised by the view becomes its error page."""
 
+    @wraps(view)
     async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return await view(request, *args, **kwargs)
         except ExplorerError as error:
             return _error_page(request, error)
 
-    wrapper.__name__, wrapper.__doc__ = view.__name__, view.__doc__
-    wrapper.__qualname__ = view.__qualname__
     return staff_required(wrapper)
 
 
@@ -134,8 +138,6 @@ def _cell(info: ModelInfo, name: str, obj: Model) -> Any:
 
 
 def _column_label(info: ModelInfo, name: str) -> str:
-    from django.contrib.admin.utils import label_for_field
-
     if name == "__str__":
         return info.verbose_name.capitalize()
     return capfirst(str(label_for_field(name, info.model, info.model_admin)))
@@ -319,7 +321,7 @@ def _save(form: ModelForm) -> Model:
 
 
 async def _form_page(request: HttpRequest, info: ModelInfo, obj: Model | None) -> HttpResponse:
-    form_class = model_form_class(info)
+    form_class = info.form_class
     status = 200
     if request.method == "POST":
         form = form_class(request.POST, request.FILES, instance=obj)

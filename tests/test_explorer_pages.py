@@ -381,3 +381,24 @@ def test_readonly_models_offer_list_and_detail_only(staff_client, readonly_group
         assert staff_client.post(path, {"name": "changed"}).status_code == 403
     group.refresh_from_db()
     assert group.name == "auditors" and Group.objects.count() == 1
+
+
+def test_a_delete_blocked_by_protected_rows_is_a_409_and_deletes_nothing(csrf_client, orders):
+    from django.db.models import ProtectedError
+    from django.db.models.signals import pre_delete
+
+    def protect(sender, instance, **kwargs):
+        raise ProtectedError("referenced", {orders[1], orders[2]})
+
+    pre_delete.connect(protect, sender=Order)
+    try:
+        path = f"{ORDERS}{orders[0].pk}/delete/"
+        response = csrf_client.post(path, {"csrfmiddlewaretoken": _token(csrf_client, path)})
+    finally:
+        pre_delete.disconnect(protect, sender=Order)
+    html = response.content.decode()
+    assert response.status_code == 409
+    expected = f"Order #{orders[1].pk} · Globex, Order #{orders[2].pk} · Acme Labs."
+    assert f"It cannot be deleted while these refer to it: {expected}" in html
+    assert "disabled>Yes, delete" in html
+    assert Order.objects.count() == 7
