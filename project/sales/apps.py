@@ -11,3 +11,4 @@ class SalesConfig(AppConfig):
 
     def ready(self) -> None:
         """Signal handlers are connected here."""
+        from . import signals  # noqa: F401 — Order changes refresh the dashboard's Orders card
