@@ -147,7 +147,7 @@ class ModelInfo:
 
     def order_field(self, column: str) -> str | None:
         """The ORM field ``?o=<column>`` sorts by, or None if the column is not sortable."""
-        if column not in self.list_fields:
+        if not isinstance(column, str) or column not in self.list_fields:
             return None
         model_field = self.model_field(column)
         if model_field is not None:

@@ -402,3 +402,38 @@ def test_a_delete_blocked_by_protected_rows_is_a_409_and_deletes_nothing(csrf_cl
     assert f"It cannot be deleted while these refer to it: {expected}" in html
     assert "disabled>Yes, delete" in html
     assert Order.objects.count() == 7
+
+
+def _initial(group: Group) -> str:
+    return group.name[:1].upper()
+
+
+_initial.short_description = "Initial"
+
+
+def test_list_columns_may_be_str_admin_methods_and_callables(staff_client):
+    from django.contrib import admin
+
+    class GroupAdmin(admin.ModelAdmin):
+        list_display = ["__str__", "shouted", _initial]
+
+        @admin.display(description="Loud name", ordering="name")
+        def shouted(self, obj):
+            return f"{obj.name.upper()}!"
+
+    for name in ("beta", "alpha", "<b>gamma</b>"):
+        Group.objects.create(name=name)
+    explorer.register(Group, GroupAdmin)
+    try:
+        html = staff_client.get("/smallstack/explorer/auth/group/", {"o": "-shouted"}).text
+        unsortable = staff_client.get("/smallstack/explorer/auth/group/", {"o": "__str__"})
+    finally:
+        explorer.unregister(Group)
+    headers = [
+        re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th scope=\"col\"[^>]*>(.*?)</th>", html)
+    ]
+    assert headers == ["Group", "Loud name ▼", "Initial"]
+    assert _cells(html, 1) == ["BETA!", "ALPHA!", "&lt;B&gt;GAMMA&lt;/B&gt;!"]
+    assert _cells(html, 2) == ["B", "A", "&lt;"]
+    assert unsortable.status_code == 400
+    assert "sortable columns are shouted" in unsortable.content.decode()
