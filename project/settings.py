@@ -128,7 +128,24 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 10},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # Above the layer's 5 s blocking pop: redis-py's default read timeout
+                        # is also 5 s and would fail idle receives at random.
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 2,
+                        # Ping idle pooled connections first, so one left broken by a Redis
+                        # restart is replaced instead of failing the next send.
+                        "health_check_interval": 5,
+                    }
+                ],
+                # Sends over capacity are dropped silently; a reconnecting page's snapshot
+                # is the safety net.
+                "capacity": 1000,
+                "expiry": 10,
+            },
         }
     }
 else:

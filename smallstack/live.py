@@ -202,7 +202,7 @@ async def publish(context: WidgetContext, *, force: bool = False) -> bool:
         "text": json.dumps(message, separators=(",", ":")),
     }
     try:
-        await get_channel_layer().group_send(BROADCAST_GROUP, event)
+        await _group_send(event)
     except Exception as exc:
         # Not remembered: once push is back the same result still counts as a change.
         current = hub()
@@ -213,6 +213,16 @@ async def publish(context: WidgetContext, *, force: bool = False) -> bool:
         return False
     await sync_to_async(_remember_fingerprint)(context.key, digest)
     return True
+
+
+async def _group_send(event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    try:
+        await layer.group_send(BROADCAST_GROUP, event)
+    except Exception:
+        # Once more: after a Redis restart the first use of a pooled connection can fail.
+        await asyncio.sleep(0.05)
+        await layer.group_send(BROADCAST_GROUP, event)
 
 
 def _registration(key: str) -> Registration:
