@@ -7,6 +7,7 @@ objects and pages 404, writes to a read-only registration 403, each with a messa
 
 from __future__ import annotations
 
+import asyncio
 import math
 from functools import wraps
 from typing import Any
@@ -49,11 +50,12 @@ class ExplorerError(Exception):
 TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict"}
 
 
-def _error_page(request: HttpRequest, error: ExplorerError) -> HttpResponse:
+def _error_page(request: HttpRequest, error: ExplorerError, info: ModelInfo | None) -> HttpResponse:
     context = {
         "title": TITLES.get(error.status, "Error"),
         "message": error.message,
         "status": error.status,
+        "info": info,
     }
     return TemplateResponse(request, "explorer/error.html", context, status=error.status)
 
@@ -66,7 +68,9 @@ def explorer_view(view):
         try:
             return await view(request, *args, **kwargs)
         except ExplorerError as error:
-            return _error_page(request, error)
+            model = kwargs.get("app_label"), kwargs.get("model_name")
+            info = explorer.lookup(*model) if all(model) else None
+            return _error_page(request, error, info)
 
     return staff_required(wrapper)
 
@@ -86,7 +90,7 @@ def _model_info(app_label: str, model_name: str) -> ModelInfo:
 def _writable(info: ModelInfo) -> ModelInfo:
     if info.readonly:
         raise ExplorerError(
-            403, f"{info.verbose_name_plural.capitalize()} are read-only in the Explorer."
+            403, f"{capfirst(info.verbose_name_plural)} are read-only in the Explorer."
         )
     return info
 
@@ -139,7 +143,7 @@ def _cell(info: ModelInfo, name: str, obj: Model) -> Any:
 
 def _column_label(info: ModelInfo, name: str) -> str:
     if name == "__str__":
-        return info.verbose_name.capitalize()
+        return capfirst(info.verbose_name)
     return capfirst(str(label_for_field(name, info.model, info.model_admin)))
 
 
@@ -230,7 +234,7 @@ async def model_list(request: HttpRequest, app_label: str, model_name: str) -> H
     query = request.GET.get("q", "").strip()
     if query:
         if not info.search_fields:
-            raise ExplorerError(400, f"{info.verbose_name_plural.capitalize()} are not searchable.")
+            raise ExplorerError(400, f"{capfirst(info.verbose_name_plural)} are not searchable.")
         try:
             queryset = search_queryset(queryset, info.search_fields, query)
         except InvalidSearch as exc:
@@ -239,24 +243,30 @@ async def model_list(request: HttpRequest, app_label: str, model_name: str) -> H
     ordering, ordered_by = _ordering(info, request)
     queryset = queryset.order_by(*ordering)
     number = _page_number(request)
+    headers = _headers(info, request, columns, ordered_by)
 
-    total = await queryset.acount()
-    per_page = info.per_page
-    num_pages = max(1, math.ceil(total / per_page))
-    if number > num_pages:
-        pages = f"{num_pages} page{'' if num_pages == 1 else 's'}"
-        raise ExplorerError(404, f"Page {number} does not exist: the list has {pages}.")
-    related = _related_columns(info, columns)
-    if related:
-        queryset = queryset.select_related(*related)
-    start = (number - 1) * per_page
-    objects = [obj async for obj in queryset[start : start + per_page]]
-    rows = await sync_to_async(_rows)(info, columns, objects)
-    headers = await sync_to_async(_headers)(info, request, columns, ordered_by)
-    widgets = await dashboard.aget_widget_contexts(model=info.model)
+    # The model's widgets evaluate (on the engine's threads) while this page's rows are read.
+    widgets_task = asyncio.ensure_future(dashboard.aget_widget_contexts(model=info.model))
+    try:
+        total = await queryset.acount()
+        per_page = info.per_page
+        num_pages = max(1, math.ceil(total / per_page))
+        if number > num_pages:
+            pages = f"{num_pages} page{'' if num_pages == 1 else 's'}"
+            raise ExplorerError(404, f"Page {number} does not exist: the list has {pages}.")
+        related = _related_columns(info, columns)
+        if related:
+            queryset = queryset.select_related(*related)
+        start = (number - 1) * per_page
+        objects = [obj async for obj in queryset[start : start + per_page]]
+        rows = await sync_to_async(_rows)(info, columns, objects)
+    except BaseException:
+        widgets_task.cancel()
+        raise
+    widgets = await widgets_task
 
     context = {
-        "title": info.verbose_name_plural.capitalize(),
+        "title": capfirst(info.verbose_name_plural),
         "info": info,
         "urls": _urls(info),
         "headers": headers,
@@ -306,7 +316,7 @@ async def detail(request: HttpRequest, app_label: str, model_name: str, pk: str)
     obj = await _get_object(info, pk)
     fields = await sync_to_async(_fields)(info, obj)
     context = {
-        "title": str(obj),
+        "title": await sync_to_async(str)(obj),
         "info": info,
         "object": obj,
         "fields": fields,
@@ -315,9 +325,10 @@ async def detail(request: HttpRequest, app_label: str, model_name: str, pk: str)
     return TemplateResponse(request, "explorer/detail.html", context)
 
 
-def _save(form: ModelForm) -> Model:
+def _save(form: ModelForm) -> tuple[Model, str]:
     with transaction.atomic():
-        return form.save()
+        saved = form.save()
+    return saved, str(saved)
 
 
 async def _form_page(request: HttpRequest, info: ModelInfo, obj: Model | None) -> HttpResponse:
@@ -326,14 +337,17 @@ async def _form_page(request: HttpRequest, info: ModelInfo, obj: Model | None) -
     if request.method == "POST":
         form = form_class(request.POST, request.FILES, instance=obj)
         if await sync_to_async(form.is_valid)():
-            saved = await sync_to_async(_save)(form)
+            saved, label = await sync_to_async(_save)(form)
             verb = "created" if obj is None else "saved"
-            messages.success(request, f"{info.verbose_name.capitalize()} “{saved}” was {verb}.")
+            messages.success(request, f"{capfirst(info.verbose_name)} “{label}” was {verb}.")
             return redirect("explorer:detail", pk=saved.pk, **info.url_kwargs)
         status = 400
     else:
         form = form_class(instance=obj)
-    title = f"Edit {obj}" if obj is not None else f"Add {info.verbose_name}"
+    if obj is not None:
+        title = f"Edit {await sync_to_async(str)(obj)}"
+    else:
+        title = f"Add {info.verbose_name}"
     context = {
         "title": title,
         "info": info,
@@ -388,10 +402,10 @@ async def delete(request: HttpRequest, app_label: str, model_name: str, pk: str)
         if problem is not None:
             status = 409
         else:
-            messages.success(request, f"{info.verbose_name.capitalize()} “{label}” was deleted.")
+            messages.success(request, f"{capfirst(info.verbose_name)} “{label}” was deleted.")
             return redirect("explorer:list", **info.url_kwargs)
     context = {
-        "title": f"Delete {obj}?",
+        "title": f"Delete {await sync_to_async(str)(obj)}?",
         "info": info,
         "object": obj,
         "problem": problem,

@@ -250,6 +250,7 @@ def test_bad_list_parameters(staff_client, orders, query, status, message):
     assert response.status_code == status
     if message:
         assert message in response.content.decode()
+        assert f'<a href="{ORDERS}">Back to orders</a>' in response.content.decode()
 
 
 def test_searching_a_model_without_search_fields_is_a_400(staff_client):
@@ -437,3 +438,62 @@ def test_list_columns_may_be_str_admin_methods_and_callables(staff_client):
     assert _cells(html, 2) == ["B", "A", "&lt;"]
     assert unsortable.status_code == 400
     assert "sortable columns are shouted" in unsortable.content.decode()
+
+
+def test_str_that_queries_a_relation_works_on_every_page(staff_client):
+    """Permission.__str__ reads its content type: lazy queries must not hit the event loop."""
+    from django.contrib.contenttypes.models import ContentType
+
+    ContentType.objects.clear_cache()
+    permission = Permission.objects.first()
+    explorer.register(Permission)
+    try:
+        base = "/smallstack/explorer/auth/permission/"
+        pages = [base, f"{base}{permission.pk}/", f"{base}{permission.pk}/edit/"]
+        pages.append(f"{base}{permission.pk}/delete/")
+        responses = [staff_client.get(path) for path in pages]
+    finally:
+        explorer.unregister(Permission)
+    assert [r.status_code for r in responses] == [200, 200, 200, 200]
+    label = str(Permission.objects.get(pk=permission.pk))
+    assert all(label.replace("|", "") in r.content.decode().replace("|", "") for r in responses)
+
+
+async def test_list_rows_and_model_widgets_are_read_concurrently(async_client, staff_user):
+    """A slow column (on the request's thread) and a slow widget (its own lane) overlap."""
+    import asyncio
+    import time
+
+    from smallstack.displays import DashboardWidget
+
+    nap = 0.5
+
+    class SlowWidget(DashboardWidget):
+        title = "Slow widget"
+
+        async def get_data(self, model_class=None):
+            await asyncio.sleep(nap)
+            return {"headline": "awake"}
+
+    class GroupAdmin:
+        list_display = ["name", "slow"]
+        explorer_dashboard_widgets = [SlowWidget()]
+
+        @staticmethod
+        def slow(obj):
+            time.sleep(nap)
+            return "done"
+
+    await Group.objects.acreate(name="one")
+    await async_client.aforce_login(staff_user)
+    explorer.register(Group, GroupAdmin)
+    try:
+        await async_client.get("/smallstack/explorer/")  # warm up URLconf and templates
+        started = time.perf_counter()
+        response = await async_client.get("/smallstack/explorer/auth/group/")
+        elapsed = time.perf_counter() - started
+    finally:
+        explorer.unregister(Group)
+    html = response.content.decode()
+    assert response.status_code == 200 and "awake" in html and "<td>done</td>" in html
+    assert elapsed < 2 * nap * 0.85, f"a {nap} s column and a {nap} s widget took {elapsed:.2f} s"
