@@ -154,10 +154,24 @@ def _rows(info: ModelInfo, columns: list[str], objects: list[Model]) -> list[dic
     ]
 
 
-def _fields(info: ModelInfo, obj: Model) -> list[tuple[str, Any]]:
-    """(label, display value) for every field of ``obj``, many-to-many included."""
+def _related_url(value: Any) -> str | None:
+    """The Explorer detail page of a related object, when its model is registered."""
+    if not isinstance(value, Model):
+        return None
+    related = explorer.get_model_info(type(value))
+    if related is None:
+        return None
+    return reverse("explorer:detail", kwargs={**related.url_kwargs, "pk": value.pk})
+
+
+def _fields(info: ModelInfo, obj: Model) -> list[tuple[str, Any, str | None]]:
+    """(label, display value, link) for every field of ``obj``, many-to-many included.
+
+    A relation links to the related object's Explorer page when that model is registered.
+    """
     shown = []
     for field in [*info.model._meta.fields, *info.model._meta.many_to_many]:
+        url = None
         if field.many_to_many:
             value = ", ".join(str(related) for related in getattr(obj, field.name).all())
             display = value or EMPTY
@@ -167,7 +181,9 @@ def _fields(info: ModelInfo, obj: Model) -> list[tuple[str, Any]]:
             except ObjectDoesNotExist:
                 value = None
             display = display_for_field(value, field, EMPTY)
-        shown.append((capfirst(str(field.verbose_name)), display))
+            if field.is_relation:
+                url = _related_url(value)
+        shown.append((capfirst(str(field.verbose_name)), display, url))
     return shown
 
 

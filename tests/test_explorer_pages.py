@@ -497,3 +497,24 @@ async def test_list_rows_and_model_widgets_are_read_concurrently(async_client, s
     html = response.content.decode()
     assert response.status_code == 200 and "awake" in html and "<td>done</td>" in html
     assert elapsed < 2 * nap * 0.85, f"a {nap} s column and a {nap} s widget took {elapsed:.2f} s"
+
+
+def test_detail_links_relations_to_registered_models(staff_client):
+    from django.contrib.contenttypes.models import ContentType
+
+    permission = Permission.objects.select_related("content_type").first()
+    base = "/smallstack/explorer/auth/permission/"
+    explorer.register(Permission)
+    try:
+        unlinked = staff_client.get(f"{base}{permission.pk}/").content.decode()
+        explorer.register(ContentType, readonly=True)
+        try:
+            linked = staff_client.get(f"{base}{permission.pk}/").content.decode()
+        finally:
+            explorer.unregister(ContentType)
+    finally:
+        explorer.unregister(Permission)
+    target = f"/smallstack/explorer/contenttypes/contenttype/{permission.content_type.pk}/"
+    assert f'href="{target}"' in linked
+    assert f'href="{target}"' not in unlinked
+    assert f"<dd>{permission.content_type}</dd>" in unlinked
