@@ -7,3 +7,7 @@ setup()
 from benchmarks import engine  # noqa: E402
 
 engine.main()
+
+from benchmarks import live  # noqa: E402
+
+live.main()
