@@ -29,6 +29,8 @@ logger = logging.getLogger("smallstack.live")
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+#: Refreshes one socket may have running at once.
+MAX_REFRESHES_IN_PROGRESS = 8
 
 
 class ClientError(ValueError):
@@ -206,6 +208,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             raise ClientError("'key' must be a widget key")
         if key not in registry:
             raise ClientError(f"unknown widget {key!r}")
+        if len(self._tasks) >= MAX_REFRESHES_IN_PROGRESS:
+            raise ClientError("too many refreshes in progress; wait for 'refreshed'")
         # In the background: a slow widget must not hold this socket's other messages.
         task = asyncio.get_running_loop().create_task(self._run_refresh(key))
         self._tasks.add(task)

@@ -384,3 +384,13 @@ async def test_widgets_without_interval_start_no_task(staff, register, group):
     communicator = await connect(staff, {"group": group})
     assert registration.key not in refresher().active()
     await communicator.disconnect()
+
+
+async def test_refreshes_in_progress_are_capped_per_socket(staff, register, group):
+    registration = register(SleepyAsync(0.5))
+    communicator = await connect(staff, {"group": group})
+    for _ in range(9):
+        await communicator.send_json_to({"type": "refresh", "key": registration.key})
+    message = await receive(communicator)
+    assert message["type"] == "error" and "too many refreshes in progress" in message["error"]
+    await communicator.disconnect()
