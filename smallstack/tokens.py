@@ -3,6 +3,11 @@
 A key looks like ``ss_<prefix>_<secret>``: ``prefix`` is 8 hex characters stored in clear to
 find the row, ``secret`` 43 URL-safe characters (256 bits). The database keeps the SHA-256
 hex digest of the whole key and compares it in constant time.
+
+Pollers send the same key every few seconds, so a verified key is remembered in memory (by its
+digest, never the key itself) for ``SMALLSTACK_DASHBOARD["API_TOKEN_CACHE"]`` seconds (default
+5; 0 turns it off). Within that window a request needs no database query; a revocation, or the
+user losing staff status, takes effect when it ends. Expiry is checked on every request.
 """
 
 from __future__ import annotations
@@ -11,9 +16,13 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,6 +35,35 @@ if TYPE_CHECKING:
 KEY_RE = re.compile(r"^ss_([0-9a-f]{8})_([A-Za-z0-9_-]{32,128})$")
 #: ``last_used`` is written at most this often per token, so pollers do not write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+_VERIFIED_MAX = 1024
+
+_verified: dict[str, tuple[float, APIToken]] = {}
+_verified_lock = threading.Lock()
+
+
+def _cache_seconds() -> float:
+    return float(getattr(settings, "SMALLSTACK_DASHBOARD", {}).get("API_TOKEN_CACHE", 5))
+
+
+def forget_verified() -> None:
+    """Drop every remembered verification (tests, settings changes)."""
+    with _verified_lock:
+        _verified.clear()
+
+
+def _remember(digest: str, token: APIToken) -> None:
+    with _verified_lock:
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        _verified[digest] = (time.monotonic() + _cache_seconds(), token)
+
+
+def _on_setting_changed(*, setting: str, **_: object) -> None:
+    if setting == "SMALLSTACK_DASHBOARD":
+        forget_verified()
+
+
+setting_changed.connect(_on_setting_changed)
 
 
 def hash_key(key: str) -> str:
@@ -60,16 +98,22 @@ async def aauthenticate(key: str) -> APIToken | None:
     """The usable token ``key`` belongs to, with its user loaded; None for anything else.
 
     Malformed, unknown, revoked and expired keys all give None. ``last_used`` is refreshed
-    by a conditional UPDATE at most once per :data:`LAST_USED_RESOLUTION`.
+    by a conditional UPDATE at most once per :data:`LAST_USED_RESOLUTION`. A key verified less
+    than ``API_TOKEN_CACHE`` seconds ago is answered from memory.
     """
     prefix = parse_prefix(key)
     if prefix is None:
         return None
+    digest = hash_key(key)
+    remembered = _verified.get(digest)
+    if remembered is not None and remembered[0] > time.monotonic():
+        token = remembered[1]
+        return None if token.is_expired() else token
     try:
         token = await APIToken.objects.select_related("user").aget(prefix=prefix)
     except APIToken.DoesNotExist:
         return None
-    if not hmac.compare_digest(token.key_hash, hash_key(key)):
+    if not hmac.compare_digest(token.key_hash, digest):
         return None
     now = timezone.now()
     if token.revoked is not None or token.is_expired(now):
@@ -81,4 +125,6 @@ async def aauthenticate(key: str) -> APIToken | None:
             Q(last_used__isnull=True) | Q(last_used__lt=cutoff), pk=token.pk
         ).aupdate(last_used=now)
         token.last_used = now
+    if _cache_seconds() > 0:
+        _remember(digest, token)
     return token

@@ -23,6 +23,13 @@ ITEM_FIELDS = [
 ]  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _forget_verified():
+    tokens.forget_verified()
+    yield
+    tokens.forget_verified()
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
 
@@ -98,6 +105,18 @@ def test_token_of_non_staff_or_inactive_user_is_403(client, plain_user, staff_us
         response = client.get(path, **bearer(key))
         assert response.status_code == 403
         assert "staff" in response.json()["detail"]
+
+
+def test_revoking_a_token_takes_effect_within_the_cache_window(client, staff_user, settings):
+    settings.SMALLSTACK_DASHBOARD = {**settings.SMALLSTACK_DASHBOARD, "API_TOKEN_CACHE": 0.3}
+    token, key = tokens.create_token(staff_user)
+    assert client.get("/api/dashboard/status/", **bearer(key)).status_code == 200
+    staff_user.is_staff = False
+    staff_user.save()
+    token.revoked = timezone.now()
+    token.save()
+    time.sleep(0.35)
+    assert client.get("/api/dashboard/status/", **bearer(key)).status_code == 401
 
 
 def test_staff_session_works_and_non_staff_session_is_403(client, staff_user, plain_user):

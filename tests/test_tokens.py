@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -19,6 +20,18 @@ from smallstack.models import APIToken
 pytestmark = pytest.mark.django_db(transaction=True)
 
 authenticate = async_to_sync(tokens.aauthenticate)
+
+
+@pytest.fixture(autouse=True)
+def _forget_verified():
+    tokens.forget_verified()
+    yield
+    tokens.forget_verified()
+
+
+@pytest.fixture
+def no_token_cache(settings):
+    settings.SMALLSTACK_DASHBOARD = {**settings.SMALLSTACK_DASHBOARD, "API_TOKEN_CACHE": 0}
 
 
 def test_key_format_and_only_its_hash_is_stored(staff_user):
@@ -57,7 +70,7 @@ def test_revoked_and_expired_keys_are_refused(staff_user):
     assert authenticate(future_key) is not None
 
 
-def test_last_used_is_written_at_most_once_a_minute(staff_user):
+def test_last_used_is_written_at_most_once_a_minute(staff_user, no_token_cache):
     token, key = tokens.create_token(staff_user)
     with CaptureQueriesContext(connection) as first:
         authenticate(key)
@@ -140,6 +153,33 @@ def test_manage_py_exit_codes(tmp_path):
     unknown = manage("revoke_api_token", "zzzzzzzz")
     assert unknown.returncode != 0
     assert "No API token with prefix 'zzzzzzzz'" in unknown.stderr
+
+
+def test_a_verified_key_is_remembered_briefly(staff_user, settings):
+    settings.SMALLSTACK_DASHBOARD = {**settings.SMALLSTACK_DASHBOARD, "API_TOKEN_CACHE": 0.5}
+    token, key = tokens.create_token(staff_user, expires=timezone.now() + timedelta(seconds=1))
+    assert authenticate(key) is not None
+    with CaptureQueriesContext(connection) as queries:
+        assert authenticate(key) is not None
+    assert queries.captured_queries == []  # no database work within the window
+    APIToken.objects.filter(pk=token.pk).update(revoked=timezone.now())
+    assert authenticate(key) is not None  # documented: revocation lands when the window ends
+    time.sleep(0.55)
+    assert authenticate(key) is None
+    # Expiry is checked on every request, remembered or not.
+    APIToken.objects.filter(pk=token.pk).update(revoked=None)
+    assert authenticate(key) is not None
+    time.sleep(max(0.0, (token.expires - timezone.now()).total_seconds()) + 0.05)
+    assert authenticate(key) is None
+
+
+def test_unverified_keys_are_never_remembered(staff_user):
+    _, key = tokens.create_token(staff_user)
+    forged = key[:-2] + ("AA" if not key.endswith("AA") else "BB")
+    assert authenticate(forged) is None
+    with CaptureQueriesContext(connection) as queries:
+        assert authenticate(forged) is None
+    assert len(queries.captured_queries) == 1
 
 
 def test_admin_shows_the_key_once_and_never_again(admin_client, staff_user):

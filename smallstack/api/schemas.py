@@ -1,19 +1,19 @@
-"""Typed shapes of the API's responses (they also document the OpenAPI schema)."""
+"""Typed shapes of the API's responses (they also document the OpenAPI schema).
+
+Plain pydantic models: the items are dicts, and ninja's ``Schema`` reads its input through an
+attribute getter that costs about a millisecond per response and drops undeclared keys.
+"""
 
 from datetime import datetime
 from typing import Literal
 
-from ninja import Schema
 from pydantic import BaseModel, ConfigDict, Field
 
 State = Literal["ok", "timeout", "error"]
 
 
 class WidgetData(BaseModel):
-    """What ``get_data()`` returned, merged with ``get_api_extras()``; extra keys pass through.
-
-    A plain pydantic model: ninja's ``Schema`` reads attributes and would drop the extra keys.
-    """
+    """What ``get_data()`` returned, merged with ``get_api_extras()``; extra keys pass through."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -22,7 +22,7 @@ class WidgetData(BaseModel):
     status: str | None = Field(None, description="ok, warning, error, unknown or the widget's own")
 
 
-class WidgetItem(Schema):
+class WidgetItem(BaseModel):
     """One widget and the result of its latest evaluation."""
 
     key: str
@@ -44,13 +44,13 @@ class WidgetItem(Schema):
     data: WidgetData | None = Field(description="null when the widget has never succeeded")
 
 
-class WidgetList(Schema):
+class WidgetList(BaseModel):
     widgets: list[WidgetItem]
     generated_at: datetime
     elapsed_ms: float
 
 
-class StatusSummary(Schema):
+class StatusSummary(BaseModel):
     """A summary for uptime monitors: HTTP 200 when ``healthy``, 503 otherwise."""
 
     healthy: bool
@@ -66,5 +66,5 @@ class StatusSummary(Schema):
     elapsed_ms: float
 
 
-class Message(Schema):
+class Message(BaseModel):
     detail: str
