@@ -11,3 +11,7 @@ engine.main()
 from benchmarks import live  # noqa: E402
 
 live.main()
+
+from benchmarks import api  # noqa: E402
+
+api.main()
