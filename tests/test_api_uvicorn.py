@@ -1,0 +1,92 @@
+"""The JSON API behind a real uvicorn process, with a key made by the management command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.servers import ROOT, LiveServer, prepare_data_dir
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    live = LiveServer(prepare_data_dir(tmp_path_factory.mktemp("api-uvicorn"))).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def key(server) -> str:
+    created = subprocess.run(
+        [sys.executable, "manage.py", "create_api_token", "demo", "--name", "e2e"],
+        cwd=ROOT,
+        env=server.environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return created.stdout.strip().splitlines()[-1]
+
+
+def test_bearer_key_conditional_get_and_401_under_uvicorn(server, key):
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        anonymous = client.get("/api/dashboard/widgets/")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        auth = {"Authorization": f"Bearer {key}"}
+        first = client.get("/api/dashboard/widgets/?app=smallstack", headers=auth)
+        assert first.status_code == 200
+        assert [w["key"] for w in first.json()["widgets"]] == [
+            "smallstack.status",
+            "smallstack.users",
+        ]
+        # The Status widget's detail carries a timing, so its tag moves; this one's data is fixed.
+        one = client.get("/api/dashboard/widgets/slow-async-0/", headers=auth)
+        assert one.json()["data"] == {"headline": "awaited 0.3", "detail": "async"}
+        again = client.get(
+            "/api/dashboard/widgets/slow-async-0/",
+            headers={**auth, "If-None-Match": one.headers["etag"]},
+        )
+        assert again.status_code == 304
+        assert again.content == b""
+        assert client.get("/api/dashboard/status/?app=smallstack", headers=auth).status_code == 200
+
+
+def test_twenty_slow_widgets_through_the_api_under_uvicorn(server, key):
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=server.url, timeout=10, headers=auth) as client:
+        client.get("/api/dashboard/status/?app=smallstack")  # warm-up
+        started = time.perf_counter()
+        response = client.get("/api/dashboard/widgets/?group=Server%20slow")
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 200
+    widgets = response.json()["widgets"]
+    assert len(widgets) == 20 and all(w["state"] == "ok" for w in widgets)
+    assert elapsed < 1.5, f"twenty 0.3 s widgets took {elapsed:.2f} s through the API"
+
+
+def test_revoked_key_is_refused_under_uvicorn(server):
+    created = subprocess.run(
+        [sys.executable, "manage.py", "create_api_token", "demo", "--name", "short-lived"],
+        cwd=ROOT,
+        env=server.environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    subprocess.run(
+        [sys.executable, "manage.py", "revoke_api_token", key.split("_")[1]],
+        cwd=ROOT,
+        env=server.environ,
+        capture_output=True,
+        check=True,
+    )
+    response = httpx.get(
+        f"{server.url}/api/dashboard/status/", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 401
