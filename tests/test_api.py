@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from smallstack import tokens
+from smallstack.api.schemas import WidgetItem, WidgetList
 from smallstack.displays import DashboardWidget
 from tests.widgets import Hangs, Returns, SleepyAsync, SleepySync, unique
 
@@ -168,7 +169,12 @@ def test_items_have_the_documented_shape_and_order(api, register, group):
     assert item["app_label"] == "tests" and item["widget_type"] == "card"
     assert item["data"] == {"headline": "early", "detail": "d"}  # nothing added
     assert body["widgets"][1]["data"] == {"headline": "late", "status": "warning"}
-    assert item["evaluated_at"].endswith("Z") or "+00:00" in item["evaluated_at"]
+    assert item["evaluated_at"].endswith("+00:00")
+    parsed = WidgetList.model_validate(body)  # the documented schema holds the real body
+    assert parsed.model_dump(mode="json", exclude_unset=True)["widgets"][1]["data"] == {
+        "headline": "late",
+        "status": "warning",
+    }
 
 
 def test_filters(api, register, group):
@@ -227,6 +233,7 @@ def test_failing_widgets_are_listed_never_a_500(api, register, group):
         assert "expected a dict" in items[garbage.key]["error"]
         assert items[slow.key]["state"] == "timeout"
         assert items[fine.key]["state"] == "ok"
+        WidgetList.model_validate(response.json())  # every state matches the documented schema
     finally:
         slow.widget.release.set()
 
@@ -239,6 +246,7 @@ def test_failing_widget_keeps_its_stale_data(api, register, group):
     assert item["state"] == "error" and item["stale"] is True
     assert item["data"] == {"headline": "good"}
     assert item["error"] == "RuntimeError: down"
+    WidgetItem.model_validate(item)
 
 
 # -- one widget ---------------------------------------------------------------------------
