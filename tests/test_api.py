@@ -78,7 +78,10 @@ def test_missing_or_malformed_credentials_are_401(client, path, header):
     extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
     response = client.get(path, **extra)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response["WWW-Authenticate"].startswith('Bearer realm="smallstack"')
+    # RFC 6750: error="invalid_token" only when a bearer token was sent and is no good.
+    sent_bearer = (header or "").lower().startswith("bearer")
+    assert ('error="invalid_token"' in response["WWW-Authenticate"]) == sent_bearer
     assert response.json()["detail"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja.errors import AuthenticationError, AuthorizationError
@@ -32,7 +33,9 @@ class StaffAuth(HttpBearer):
         if header is None:
             return await self._session_user(request)
         scheme, _, key = header.partition(" ")
-        if scheme.lower() != self.openapi_scheme or not key.strip():
+        if scheme.lower() != self.openapi_scheme:
+            return None  # another scheme: answered with the plain challenge
+        if not key.strip():
             request._bearer_error = True  # type: ignore[attr-defined]
             return None
         return await self.authenticate(request, key.strip())
@@ -83,7 +86,6 @@ def staff_docs(view):
     A browser without credentials is sent to the login page for the docs page; the schema
     answers 401 like the API.
     """
-    from asgiref.sync import sync_to_async
 
     async def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
