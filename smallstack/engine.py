@@ -172,6 +172,19 @@ class WidgetContext:
         }
 
 
+@dataclass
+class Batch:
+    """Evaluations started together by :meth:`Engine.start`.
+
+    ``contexts`` holds one future per registration, in order, each done as soon as its widget
+    is — a page can render what finished within its budget and stream the rest. ``saved`` is done
+    once all have finished and their good results are in the cache.
+    """
+
+    contexts: list[asyncio.Future[WidgetContext]]
+    saved: asyncio.Future[None]
+
+
 class _Flight:
     """One evaluation in progress, shared by every request that wants the widget meanwhile.
 
@@ -290,6 +303,7 @@ class Engine:
         self._flights: dict[tuple[str, bool], _Flight] = {}
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._saving: set[asyncio.Task] = set()  # referenced until done
 
     # -- resources ------------------------------------------------------------------------
 
@@ -327,6 +341,48 @@ class Engine:
 
     # -- public entry point ---------------------------------------------------------------
 
+    async def start(
+        self,
+        registrations: Iterable[Registration],
+        *,
+        with_extras: bool = False,
+        fresh: bool = False,
+    ) -> Batch:
+        """Begin evaluating the registrations concurrently; see :class:`Batch`.
+
+        ``with_extras`` merges ``get_api_extras()`` into ``data`` (the API's view of a widget).
+        ``fresh`` skips reusing results younger than ``cache_ttl`` (an explicit refresh).
+        """
+        registrations = list(registrations)
+        loop = asyncio.get_running_loop()
+        cache_keys = [self.cache_key(r.key, with_extras) for r in registrations]
+        stored = await self._cache_get_many(cache_keys) if registrations else {}
+        now = time.time()
+        contexts: list[asyncio.Future[WidgetContext]] = []
+        running: list[asyncio.Task[WidgetContext]] = []
+        results: dict[str, dict] = {}
+        for registration, cache_key in zip(registrations, cache_keys, strict=True):
+            entry = stored.get(cache_key)
+            ttl = registration.widget.cache_ttl
+            if entry is not None and ttl and not fresh and now - entry["at"] < ttl:
+                context = self._context(
+                    registration, Outcome(OK, entry["data"], None, entry["ms"], entry["at"])
+                )
+                context.cached = True
+                future = loop.create_future()
+                future.set_result(context)
+                contexts.append(future)
+            else:
+                task = loop.create_task(
+                    self._evaluate_one(registration, entry, with_extras, cache_key, results)
+                )
+                contexts.append(task)
+                running.append(task)
+        saved = loop.create_task(self._save_when_done(running, results))
+        self._saving.add(saved)
+        saved.add_done_callback(self._saving.discard)
+        return Batch(contexts, saved)
+
     async def evaluate(
         self,
         registrations: Iterable[Registration],
@@ -334,47 +390,34 @@ class Engine:
         with_extras: bool = False,
         fresh: bool = False,
     ) -> list[WidgetContext]:
-        """Evaluate the registrations concurrently and return their contexts, in order.
+        """Evaluate the registrations concurrently and return their contexts, in order."""
+        batch = await self.start(registrations, with_extras=with_extras, fresh=fresh)
+        # Shielded: a caller that goes away (a closed connection) leaves the evaluations and
+        # the storing of their results to finish for the next request.
+        await asyncio.shield(batch.saved)
+        return [future.result() for future in batch.contexts]
 
-        ``with_extras`` merges ``get_api_extras()`` into ``data`` (the API's view of a widget).
-        ``fresh`` skips reusing results younger than ``cache_ttl`` (an explicit refresh).
-        """
-        registrations = list(registrations)
-        if not registrations:
-            return []
-        cache_keys = [self.cache_key(r.key, with_extras) for r in registrations]
-        stored = await self._cache_get_many(cache_keys)
-        now = time.time()
-        contexts: list[WidgetContext | None] = [None] * len(registrations)
-        pending: list[tuple[int, Registration, dict | None]] = []
-        for index, (registration, cache_key) in enumerate(
-            zip(registrations, cache_keys, strict=True)
-        ):
-            entry = stored.get(cache_key)
-            ttl = registration.widget.cache_ttl
-            if entry is not None and ttl and not fresh and now - entry["at"] < ttl:
-                contexts[index] = self._context(
-                    registration, Outcome(OK, entry["data"], None, entry["ms"], entry["at"])
-                )
-                contexts[index].cached = True
-            else:
-                pending.append((index, registration, entry))
+    async def _evaluate_one(
+        self,
+        registration: Registration,
+        entry: dict | None,
+        with_extras: bool,
+        cache_key: str,
+        results: dict[str, dict],
+    ) -> WidgetContext:
+        outcome, owner = await self._outcome(registration, with_extras)
+        if owner and outcome.state == OK:
+            results[cache_key] = {"data": outcome.data, "at": outcome.at, "ms": outcome.elapsed_ms}
+        return self._context(registration, outcome, fallback=entry)
 
-        outcomes = await asyncio.gather(
-            *(self._outcome(registration, with_extras) for _, registration, _ in pending)
-        )
-        fresh: dict[str, dict] = {}
-        for (index, registration, entry), (outcome, owner) in zip(pending, outcomes, strict=True):
-            contexts[index] = self._context(registration, outcome, fallback=entry)
-            if owner and outcome.state == OK:
-                fresh[self.cache_key(registration.key, with_extras)] = {
-                    "data": outcome.data,
-                    "at": outcome.at,
-                    "ms": outcome.elapsed_ms,
-                }
-        if fresh:
-            await self._cache_set_many(fresh)
-        return contexts  # type: ignore[return-value]
+    async def _save_when_done(
+        self, running: list[asyncio.Task[WidgetContext]], results: dict[str, dict]
+    ) -> None:
+        """Store the batch's good results in one cache call once every widget has finished."""
+        if running:
+            await asyncio.wait(running)
+        if results:
+            await self._cache_set_many(results)
 
     def evaluate_sync(
         self, registrations: Iterable[Registration], *, with_extras: bool = False

@@ -257,10 +257,7 @@ async def stream(registrations: Iterable[Registration], send) -> int:
     joined, not repeated. Returns how many cards were sent.
     """
 
-    async def one(registration: Registration) -> None:
-        [context] = await engine.evaluate([registration])
-        await send(await update_message(context))
-
-    registrations = list(registrations)
-    await asyncio.gather(*(one(r) for r in registrations))
-    return len(registrations)
+    batch = await engine.start(registrations)
+    for future in asyncio.as_completed(batch.contexts):
+        await send(await update_message(await future))
+    return len(batch.contexts)

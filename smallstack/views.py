@@ -20,9 +20,6 @@ from smallstack.engine import WidgetContext, engine
 from smallstack.live import SOCKET_PATH
 from smallstack.registry import Registration
 
-#: Evaluations a page stopped waiting for; kept referenced until they finish.
-_carrying_on: set[asyncio.Task] = set()
-
 
 @dataclass
 class Placeholder:
@@ -51,17 +48,12 @@ async def evaluate_within(
     """
     if budget is None or not registrations:
         return await engine.evaluate(registrations)
-    tasks = [asyncio.ensure_future(engine.evaluate([r])) for r in registrations]
-    await asyncio.wait(tasks, timeout=max(0.0, budget))
-    results: list[WidgetContext | Placeholder] = []
-    for registration, task in zip(registrations, tasks, strict=True):
-        if task.done():
-            results.append(task.result()[0])
-        else:
-            _carrying_on.add(task)
-            task.add_done_callback(_carrying_on.discard)
-            results.append(Placeholder(registration))
-    return results
+    batch = await engine.start(registrations)
+    await asyncio.wait(batch.contexts, timeout=max(0.0, budget))
+    return [
+        future.result() if future.done() else Placeholder(registration)
+        for registration, future in zip(registrations, batch.contexts, strict=True)
+    ]
 
 
 async def _render(request: HttpRequest, title: str, scope: dict, **filters) -> HttpResponse:
