@@ -1,9 +1,14 @@
-"""API tokens in Django's admin: create (the key is shown once), inspect, revoke."""
+"""API tokens in Django's admin: create (the key is shown once), inspect, revoke.
+
+The new key is rendered straight into the response to the add form, never put in a message
+(Django's cookie message storage would carry it in a cookie) and never shown again.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from smallstack import tokens
@@ -34,9 +39,22 @@ class APITokenAdmin(admin.ModelAdmin):
             return
         token, key = tokens.create_token(obj.user, obj.name, obj.expires)
         obj.pk, obj.prefix, obj.created = token.pk, token.prefix, token.created
-        messages.warning(
-            request, f"The new token's key is {key} — copy it now, it will not be shown again."
-        )
+        obj._state.adding, obj._state.db = False, token._state.db
+        request._new_api_key = key  # type: ignore[attr-defined]
+
+    def response_add(self, request: HttpRequest, obj: APIToken, post_url_continue=None):
+        key = getattr(request, "_new_api_key", None)
+        if key is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Copy the new API key",
+            "token": obj,
+            "key": key,
+        }
+        # The admin's views are never_cache: the page is sent "no-store".
+        return TemplateResponse(request, "admin/smallstack/apitoken/key_created.html", context)
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request: HttpRequest, queryset) -> None:

@@ -186,13 +186,15 @@ def test_admin_shows_the_key_once_and_never_again(admin_client, staff_user):
     response = admin_client.post(
         "/admin/smallstack/apitoken/add/",
         {"user": staff_user.pk, "name": "from admin", "expires_0": "", "expires_1": ""},
-        follow=True,
     )
     assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
     token = APIToken.objects.get(name="from admin")
-    key = re.search(r"ss_[0-9a-f]{8}_[A-Za-z0-9_-]{43}", response.content.decode()).group(0)
+    key = re.search(r'value="(ss_[0-9a-f]{8}_[A-Za-z0-9_-]{43})"', response.content.decode())[1]
     assert tokens.hash_key(key) == token.key_hash
+    assert authenticate(key).pk == token.pk
     secret = key.split("_", 2)[2]
+    assert not any(secret in morsel.value for morsel in response.cookies.values())
     for url in ["/admin/smallstack/apitoken/", f"/admin/smallstack/apitoken/{token.pk}/change/"]:
         page = admin_client.get(url)
         assert page.status_code == 200
