@@ -22,9 +22,10 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +52,7 @@ class InvalidWidgetData(ValueError):
 
 
 def validate_data(data: Any, *, source: str = "get_data()") -> dict[str, Any]:
-    """Check a widget's return value and return it as plain JSON data."""
+    """Check that a widget returned a JSON-serialisable dict a card can show; return a copy."""
     if not isinstance(data, Mapping):
         raise InvalidWidgetData(f"{source} returned {type(data).__name__}, expected a dict")
     if source == "get_data()":
@@ -65,11 +66,12 @@ def validate_data(data: Any, *, source: str = "get_data()") -> dict[str, Any]:
                     f"{source} '{name}' must be a string or None, got {type(value).__name__}"
                 )
     try:
-        return json.loads(json.dumps(data, allow_nan=False))
+        json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidWidgetData(
             f"{source} returned data that is not JSON-serialisable: {exc}"
         ) from exc
+    return dict(data)
 
 
 def _short(exc: BaseException) -> str:
@@ -177,12 +179,10 @@ class Batch:
     """Evaluations started together by :meth:`Engine.start`.
 
     ``contexts`` holds one future per registration, in order, each done as soon as its widget
-    is — a page can render what finished within its budget and stream the rest. ``saved`` is done
-    once all have finished and their good results are in the cache.
+    is: a page can render what finished within its budget and stream the rest.
     """
 
     contexts: list[asyncio.Future[WidgetContext]]
-    saved: asyncio.Future[None]
 
 
 class _Flight:
@@ -303,7 +303,7 @@ class Engine:
         self._flights: dict[tuple[str, bool], _Flight] = {}
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._saving: set[asyncio.Task] = set()  # referenced until done
+        self._writer = _CacheWriter()
 
     # -- resources ------------------------------------------------------------------------
 
@@ -356,11 +356,10 @@ class Engine:
         registrations = list(registrations)
         loop = asyncio.get_running_loop()
         cache_keys = [self.cache_key(r.key, with_extras) for r in registrations]
-        stored = await self._cache_get_many(cache_keys) if registrations else {}
+        stored = await self._cache_call("get_many", cache_keys) if registrations else None
+        stored = stored or {}
         now = time.time()
         contexts: list[asyncio.Future[WidgetContext]] = []
-        running: list[asyncio.Task[WidgetContext]] = []
-        results: dict[str, dict] = {}
         for registration, cache_key in zip(registrations, cache_keys, strict=True):
             entry = stored.get(cache_key)
             ttl = registration.widget.cache_ttl
@@ -373,15 +372,10 @@ class Engine:
                 future.set_result(context)
                 contexts.append(future)
             else:
-                task = loop.create_task(
-                    self._evaluate_one(registration, entry, with_extras, cache_key, results)
+                contexts.append(
+                    loop.create_task(self._evaluate_one(registration, entry, with_extras))
                 )
-                contexts.append(task)
-                running.append(task)
-        saved = loop.create_task(self._save_when_done(running, results))
-        self._saving.add(saved)
-        saved.add_done_callback(self._saving.discard)
-        return Batch(contexts, saved)
+        return Batch(contexts)
 
     async def evaluate(
         self,
@@ -392,32 +386,17 @@ class Engine:
     ) -> list[WidgetContext]:
         """Evaluate the registrations concurrently and return their contexts, in order."""
         batch = await self.start(registrations, with_extras=with_extras, fresh=fresh)
-        # Shielded: a caller that goes away (a closed connection) leaves the evaluations and
-        # the storing of their results to finish for the next request.
-        await asyncio.shield(batch.saved)
+        if batch.contexts:
+            # asyncio.wait, unlike gather, leaves the evaluations running if this caller is
+            # cancelled (a closed connection): their results still reach the cache.
+            await asyncio.wait(batch.contexts)
         return [future.result() for future in batch.contexts]
 
     async def _evaluate_one(
-        self,
-        registration: Registration,
-        entry: dict | None,
-        with_extras: bool,
-        cache_key: str,
-        results: dict[str, dict],
+        self, registration: Registration, entry: dict | None, with_extras: bool
     ) -> WidgetContext:
-        outcome, owner = await self._outcome(registration, with_extras)
-        if owner and outcome.state == OK:
-            results[cache_key] = {"data": outcome.data, "at": outcome.at, "ms": outcome.elapsed_ms}
+        outcome = await self._outcome(registration, with_extras)
         return self._context(registration, outcome, fallback=entry)
-
-    async def _save_when_done(
-        self, running: list[asyncio.Task[WidgetContext]], results: dict[str, dict]
-    ) -> None:
-        """Store the batch's good results in one cache call once every widget has finished."""
-        if running:
-            await asyncio.wait(running)
-        if results:
-            await self._cache_set_many(results)
 
     def evaluate_sync(
         self, registrations: Iterable[Registration], *, with_extras: bool = False
@@ -431,7 +410,7 @@ class Engine:
         timeout = registration.widget.timeout
         return float(timeout if timeout is not None else conf.get("WIDGET_TIMEOUT"))
 
-    async def _outcome(self, registration: Registration, with_extras: bool) -> tuple[Outcome, bool]:
+    async def _outcome(self, registration: Registration, with_extras: bool) -> Outcome:
         """Join the widget's flight (or start one) and wait no later than its deadline."""
         flight_key = (registration.key, with_extras)
         with self._lock:
@@ -445,7 +424,7 @@ class Engine:
         # Deadlines are shared: a late joiner waits only for what is left of the flight's.
         outcome = await flight.wait()
         if outcome is not None:
-            return outcome, owner
+            return outcome
         if not flight.timeout_logged:
             flight.timeout_logged = True
             logger.warning(
@@ -454,7 +433,7 @@ class Engine:
         elapsed_ms = (time.monotonic() - flight.started) * 1000
         return Outcome(
             TIMEOUT, error=f"timed out after {flight.timeout:g} s", elapsed_ms=elapsed_ms
-        ), owner
+        )
 
     def _start(
         self,
@@ -500,11 +479,11 @@ class Engine:
             outcome = self._failure(registration, exc, flight)
         finally:
             _close_thread_connections()
-        late = time.monotonic() > flight.deadline
         flight.finish(outcome)
-        if late and outcome.state == OK:
-            # Nobody is waiting any more; keep the result as the widget's last good value.
-            self._store_late(registration, with_extras, outcome)
+        if outcome.state == OK:
+            # Still on the pool thread, so a plain cache call. The flight lands only after
+            # this, so no request can start a second evaluation before the result is stored.
+            self._store_sync(registration, with_extras, outcome)
 
     async def _run_async(
         self, flight: _Flight, registration: Registration, with_extras: bool, land
@@ -519,12 +498,15 @@ class Engine:
             outcome = self._failure(registration, exc, flight)
         finally:
             flight.finish(outcome)
+            # The flight lands once its result is stored (no second evaluation can start before
+            # the cache has it) and its lane's thread is free (a hung query never gets a twin).
+            # Neither waits on this event loop, which may close first (sync callers).
+            steps = [outcome.state == OK, lane.used].count(True)
+            landing = _CountDown(steps, land)
+            if outcome.state == OK:
+                self._writer.put(self.cache_key(registration.key, with_extras), outcome, landing)
             if lane.used:
-                # Runs after whatever the widget left on the lane, so the flight stays occupied
-                # until the lane's thread is really free: a hung query never gets a twin.
-                lane.submit(_close_thread_connections).add_done_callback(land)
-            else:
-                land()
+                lane.submit(_close_thread_connections).add_done_callback(landing)
             lane.shutdown(wait=False)
 
     async def _call_async(
@@ -593,31 +575,82 @@ class Engine:
             url=resolve_url(registration),
         )
 
-    async def _cache_get_many(self, keys: list[str]) -> dict[str, Any]:
+    async def _cache_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a method of the dashboard cache off the event loop; failures are logged."""
         try:
-            # One thread hop for all keys: BaseCache.aget_many() makes one per key.
-            return await sync_to_async(self._cache().get_many)(keys)
+            return await sync_to_async(getattr(self._cache(), method))(*args, **kwargs)
         except Exception:
-            logger.exception("Dashboard cache unavailable; evaluating without it")
-            return {}
+            logger.exception("Dashboard cache unavailable (%s); carrying on without it", method)
+            return None
 
-    async def _cache_set_many(self, entries: dict[str, Any]) -> None:
-        try:
-            await sync_to_async(self._cache().set_many)(entries, timeout=conf.get("STALE_TTL"))
-        except Exception:
-            logger.exception("Dashboard cache unavailable; results not kept")
-
-    def _store_late(self, registration: Registration, with_extras: bool, outcome: Outcome) -> None:
+    def _store_sync(self, registration: Registration, with_extras: bool, outcome: Outcome) -> None:
         try:
             self._cache().set(
                 self.cache_key(registration.key, with_extras),
-                {"data": outcome.data, "at": outcome.at, "ms": outcome.elapsed_ms},
+                _entry(outcome),
                 timeout=conf.get("STALE_TTL"),
             )
         except Exception:
-            logger.exception(
-                "Dashboard cache unavailable; late result of %s lost", registration.key
-            )
+            logger.exception("Dashboard cache unavailable; result of %s not kept", registration.key)
+
+
+def _entry(outcome: Outcome) -> dict[str, Any]:
+    return {"data": outcome.data, "at": outcome.at, "ms": outcome.elapsed_ms}
+
+
+class _CountDown:
+    """Calls ``then`` once it has been called ``steps`` times (from any threads)."""
+
+    def __init__(self, steps: int, then: Callable[[], object]) -> None:
+        self._left, self._then, self._lock = steps, then, threading.Lock()
+        if steps == 0:
+            then()
+
+    def __call__(self, *_: object) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._then()
+
+
+class _CacheWriter:
+    """A background thread storing async widgets' good results, all that queued per call.
+
+    Async widgets finish on the event loop; writing from here keeps cache I/O off it, batches
+    bursts into one ``set_many`` and outlives short-lived loops (``async_to_sync``).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, key: str, outcome: Outcome, done: Callable[[], object]) -> None:
+        self._queue.put((key, _entry(outcome), done))
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="smallstack-cache-writer", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._queue.get_nowait())
+            try:
+                caches[conf.get("CACHE")].set_many(
+                    {key: entry for key, entry, _ in batch}, timeout=conf.get("STALE_TTL")
+                )
+            except Exception:
+                logger.exception("Dashboard cache unavailable; %d results not kept", len(batch))
+            finally:
+                for _, _, done in batch:
+                    done()
 
 
 async def _await(awaitable):

@@ -448,11 +448,6 @@ async def test_fifty_concurrent_pollers_cause_one_evaluation_per_widget(register
         assert (slow_async.widget.calls, slow_sync.widget.calls) == (1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a request caches its fresh results only after its slowest widget is done, "
-    "so pollers arriving in between re-evaluate a fast widget that already landed",
-)
 async def test_fast_widget_next_to_a_slow_one_is_evaluated_once(register, group):
     from smallstack import dashboard
 
