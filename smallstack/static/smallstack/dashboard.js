@@ -18,7 +18,7 @@
   const pending = readJSON("live-pending", []);
   const LABELS = {
     connecting: "Connecting…",
-    live: "● Live",
+    live: "Live",
     reconnecting: "Reconnecting…",
     unavailable: "Live updates unavailable",
     "signed-out": "Signed out · reload to sign in",
