@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import ROOT, LiveServer, prepare_data_dir
+from tests.servers import LiveServer, create_api_key, prepare_data_dir
 
 CLIENTS = 100
 WARMUP_SECONDS = 1.0
@@ -158,15 +156,7 @@ def main() -> None:
             DEBUG="0",
             SECURE_COOKIES="0",
         )
-        created = subprocess.run(
-            [sys.executable, "manage.py", "create_api_token", "demo", "--name", "bench"],
-            cwd=ROOT,
-            env=environ,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        auth = {"Authorization": f"Bearer {created.stdout.strip().splitlines()[-1]}"}
+        auth = {"Authorization": f"Bearer {create_api_key(environ, 'bench')}"}
         server = LiveServer(environ, workers=WORKERS).start()
         try:
             etag = httpx.get(server.url + API_PATH, headers=auth).headers["ETag"]

@@ -79,6 +79,13 @@ def staff_user(django_user_model):
 
 
 @pytest.fixture
+def staff_client(client, staff_user):
+    """Django's test client, signed in as a staff member."""
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
 def plain_user(django_user_model):
     return django_user_model.objects.create_user("plain", password="pw-plain-123")
 

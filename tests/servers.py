@@ -37,16 +37,26 @@ def prepare_data_dir(data_dir: Path, **env: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         **env,
     }
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=environ, check=True, cwd=ROOT)
-    subprocess.run(
-        [*manage, "seed_demo", "--password", PASSWORD],
-        env=environ,
-        check=True,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
+    manage(environ, "migrate", "--noinput", "-v0")
+    manage(environ, "seed_demo", "--password", PASSWORD)
     return environ
+
+
+def manage(environ: dict[str, str], *args: str) -> str:
+    """Run ``manage.py`` with ``args`` in ``environ``; return its standard output."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=environ,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def create_api_key(environ: dict[str, str], name: str) -> str:
+    """A new API key for the demo staff user (``create_api_token`` prints it last)."""
+    return manage(environ, "create_api_token", "demo", "--name", name).strip().splitlines()[-1]
 
 
 class LiveServer:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from tests.servers import ROOT, LiveServer, prepare_data_dir
+from tests.servers import LiveServer, create_api_key, manage, prepare_data_dir
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +19,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def key(server) -> str:
-    created = subprocess.run(
-        [sys.executable, "manage.py", "create_api_token", "demo", "--name", "e2e"],
-        cwd=ROOT,
-        env=server.environ,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return created.stdout.strip().splitlines()[-1]
+    return create_api_key(server.environ, "e2e")
 
 
 def test_bearer_key_conditional_get_and_401_under_uvicorn(server, key):
@@ -70,22 +60,8 @@ def test_twenty_slow_widgets_through_the_api_under_uvicorn(server, key):
 
 
 def test_revoked_key_is_refused_under_uvicorn(server):
-    created = subprocess.run(
-        [sys.executable, "manage.py", "create_api_token", "demo", "--name", "short-lived"],
-        cwd=ROOT,
-        env=server.environ,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = created.stdout.strip().splitlines()[-1]
-    subprocess.run(
-        [sys.executable, "manage.py", "revoke_api_token", key.split("_")[1]],
-        cwd=ROOT,
-        env=server.environ,
-        capture_output=True,
-        check=True,
-    )
+    key = create_api_key(server.environ, "short-lived")
+    manage(server.environ, "revoke_api_token", key.split("_")[1])
     response = httpx.get(
         f"{server.url}/api/dashboard/status/", headers={"Authorization": f"Bearer {key}"}
     )

@@ -20,12 +20,6 @@ ORDERS = "/smallstack/explorer/sales/order/"
 
 
 @pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
 def csrf_client(staff_user):
     """A client that, like a browser, must send the CSRF token."""
     client = Client(enforce_csrf_checks=True)

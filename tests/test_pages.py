@@ -17,12 +17,6 @@ SVG = '<svg viewBox="0 0 24 24" data-test="icon"><path d="M0 0h24v24H0z"/></svg>
 
 
 @pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
 async def staff_async_client(async_client, staff_user):
     await async_client.aforce_login(staff_user)
     return async_client
