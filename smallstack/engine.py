@@ -25,6 +25,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -615,19 +616,34 @@ class _CountDown:
 
 
 class _CacheWriter:
-    """A background thread storing async widgets' good results, all that queued per call.
+    """A background thread storing async widgets' good results, in batches.
 
-    Async widgets finish on the event loop; writing from here keeps cache I/O off it, batches
-    bursts into one ``set_many`` and outlives short-lived loops (``async_to_sync``).
+    Results finishing in one pass of an event loop are handed over together (one thread wake-up,
+    one ``set_many``), which keeps cache I/O and GIL contention off the loop. The hand-over is
+    scheduled with ``call_soon`` right after the flight is resolved, so it runs before the
+    request awaiting that flight resumes — and before a short-lived loop (``async_to_sync``)
+    can close.
     """
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._buffers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list] = (
+            weakref.WeakKeyDictionary()
+        )
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def put(self, key: str, outcome: Outcome, done: Callable[[], object]) -> None:
-        self._queue.put((key, _entry(outcome), done))
+        """Queue a result from the event loop's thread; ``done()`` runs once it is stored."""
+        loop = asyncio.get_running_loop()
+        buffer = self._buffers.get(loop)
+        if buffer is None:
+            buffer = self._buffers[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        buffer.append((key, _entry(outcome), done))
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._queue.put(self._buffers.pop(loop))
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
@@ -638,10 +654,10 @@ class _CacheWriter:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            batch = self._queue.get()
             with contextlib.suppress(queue.Empty):
                 while True:
-                    batch.append(self._queue.get_nowait())
+                    batch += self._queue.get_nowait()
             try:
                 caches[conf.get("CACHE")].set_many(
                     {key: entry for key, entry, _ in batch}, timeout=conf.get("STALE_TTL")
