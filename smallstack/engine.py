@@ -189,35 +189,56 @@ class Batch:
 class _Flight:
     """One evaluation in progress, shared by every request that wants the widget meanwhile.
 
-    Waiters on the loop that started it await a plain asyncio future; waiters on another loop
-    (sync callers get one from ``async_to_sync``) await a thread-safe future made on demand.
-    ``finish()`` may be called from any thread, once; later calls are ignored.
+    Its ``future`` lives on the event loop that started it and resolves at the latest at the
+    deadline, by a single timer, whatever the widget does: requests on that loop just add a
+    callback. Requests on another loop (sync callers get one from ``async_to_sync``) await a
+    thread-safe future made on demand. ``finish()`` may be called from any thread; the first
+    outcome wins (a result arriving after the deadline is still stored, not shown).
     """
 
     __slots__ = (
         "_lock",
         "_outcome",
         "_shared",
+        "_timer",
         "deadline",
         "future",
+        "key",
         "loop",
         "started",
         "task",
         "timeout",
-        "timeout_logged",
     )
 
-    def __init__(self, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, key: str, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+        self.key = key
         self.timeout = timeout
         self.started = time.monotonic()
         self.deadline = self.started + timeout
-        self.timeout_logged = False
         self.task: asyncio.Task | None = None
         self.loop = loop
         self.future: asyncio.Future[Outcome] = loop.create_future()
         self._shared: concurrent.futures.Future[Outcome] | None = None
         self._outcome: Outcome | None = None
         self._lock = threading.Lock()
+        self._timer = loop.call_at(loop.time() + timeout, self._expire)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """The outcome once there is one (from any thread)."""
+        return self._outcome
+
+    def timed_out(self) -> Outcome:
+        return Outcome(
+            TIMEOUT,
+            error=f"timed out after {self.timeout:g} s",
+            elapsed_ms=(time.monotonic() - self.started) * 1000,
+        )
+
+    def _expire(self) -> None:
+        if self._outcome is None:
+            logger.warning("Dashboard widget %s timed out after %.3g s", self.key, self.timeout)
+            self.finish(self.timed_out())
 
     def finish(self, outcome: Outcome) -> None:
         with self._lock:
@@ -239,31 +260,25 @@ class _Flight:
                 self.loop.call_soon_threadsafe(self._resolve, outcome)
 
     def _resolve(self, outcome: Outcome) -> None:
+        self._timer.cancel()
         if not self.future.done():
             self.future.set_result(outcome)
 
-    async def wait(self) -> Outcome | None:
-        """The outcome, or None if the flight's deadline passes first."""
-        if self._outcome is not None:
-            return self._outcome
-        loop = asyncio.get_running_loop()
-        if loop is self.loop:
-            future = self.future
-        else:
-            with self._lock:
-                if self._shared is None:
-                    self._shared = concurrent.futures.Future()
-                    self._shared.set_running_or_notify_cancel()  # waiters can't cancel it
-                    if self._outcome is not None:
-                        self._shared.set_result(self._outcome)
-            future = asyncio.wrap_future(self._shared)
-        # asyncio.wait never cancels the future it watches: other waiters keep it.
+    async def wait_elsewhere(self) -> Outcome:
+        """Await the outcome from another event loop, no later than the deadline."""
+        with self._lock:
+            if self._shared is None:
+                self._shared = concurrent.futures.Future()
+                self._shared.set_running_or_notify_cancel()  # waiters can't cancel it
+                if self._outcome is not None:
+                    self._shared.set_result(self._outcome)
+        future = asyncio.wrap_future(self._shared)
+        # asyncio.wait never cancels the future it watches.
         done, _ = await asyncio.wait({future}, timeout=max(0.0, self.deadline - time.monotonic()))
         if done:
             return future.result()
-        if future is not self.future:
-            future.cancel()  # detach from the shared future; its loop may close before it ends
-        return None
+        future.cancel()  # detach from the shared future; this loop may close before it ends
+        return self.timed_out()
 
 
 class _Lane(concurrent.futures.Executor):
@@ -373,9 +388,8 @@ class Engine:
                 future.set_result(context)
                 contexts.append(future)
             else:
-                contexts.append(
-                    loop.create_task(self._evaluate_one(registration, entry, with_extras))
-                )
+                flight = self._flight(registration, with_extras, loop)
+                contexts.append(self._context_future(flight, registration, entry, loop))
         return Batch(contexts)
 
     async def evaluate(
@@ -393,10 +407,34 @@ class Engine:
             await asyncio.wait(batch.contexts)
         return [future.result() for future in batch.contexts]
 
-    async def _evaluate_one(
-        self, registration: Registration, entry: dict | None, with_extras: bool
+    def _context_future(
+        self,
+        flight: _Flight,
+        registration: Registration,
+        entry: dict | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> asyncio.Future[WidgetContext]:
+        """A future for the widget's context, done when its flight has an outcome."""
+        if flight.loop is not loop:
+            return loop.create_task(self._context_elsewhere(flight, registration, entry))
+        future = loop.create_future()
+
+        def done(outcome: asyncio.Future[Outcome]) -> None:
+            try:
+                future.set_result(self._context(registration, outcome.result(), fallback=entry))
+            except Exception as exc:
+                future.set_exception(exc)
+
+        if flight.future.done():
+            done(flight.future)
+        else:
+            flight.future.add_done_callback(done)
+        return future
+
+    async def _context_elsewhere(
+        self, flight: _Flight, registration: Registration, entry: dict | None
     ) -> WidgetContext:
-        outcome = await self._outcome(registration, with_extras)
+        outcome = flight.outcome or await flight.wait_elsewhere()
         return self._context(registration, outcome, fallback=entry)
 
     def evaluate_sync(
@@ -411,30 +449,19 @@ class Engine:
         timeout = registration.widget.timeout
         return float(timeout if timeout is not None else conf.get("WIDGET_TIMEOUT"))
 
-    async def _outcome(self, registration: Registration, with_extras: bool) -> Outcome:
-        """Join the widget's flight (or start one) and wait no later than its deadline."""
+    def _flight(
+        self, registration: Registration, with_extras: bool, loop: asyncio.AbstractEventLoop
+    ) -> _Flight:
+        """The widget's flight in progress, or a new one started on ``loop``."""
         flight_key = (registration.key, with_extras)
         with self._lock:
             flight = self._flights.get(flight_key)
-            owner = flight is None
-            if owner:
-                flight = _Flight(self._timeout(registration), asyncio.get_running_loop())
-                self._flights[flight_key] = flight
-        if owner:
-            self._start(flight_key, flight, registration, with_extras)
-        # Deadlines are shared: a late joiner waits only for what is left of the flight's.
-        outcome = await flight.wait()
-        if outcome is not None:
-            return outcome
-        if not flight.timeout_logged:
-            flight.timeout_logged = True
-            logger.warning(
-                "Dashboard widget %s timed out after %.3g s", registration.key, flight.timeout
-            )
-        elapsed_ms = (time.monotonic() - flight.started) * 1000
-        return Outcome(
-            TIMEOUT, error=f"timed out after {flight.timeout:g} s", elapsed_ms=elapsed_ms
-        )
+            if flight is not None:
+                return flight
+            flight = _Flight(registration.key, self._timeout(registration), loop)
+            self._flights[flight_key] = flight
+        self._start(flight_key, flight, registration, with_extras)
+        return flight
 
     def _start(
         self,
@@ -533,11 +560,7 @@ class Engine:
             async with asyncio.timeout_at(loop.time() + flight.deadline - time.monotonic()):
                 data = await call()
         except TimeoutError:
-            return Outcome(
-                TIMEOUT,
-                error=f"timed out after {flight.timeout:g} s",
-                elapsed_ms=(time.monotonic() - flight.started) * 1000,
-            )
+            return flight.timed_out()
         return Outcome(OK, data, elapsed_ms=(time.monotonic() - flight.started) * 1000)
 
     @staticmethod
