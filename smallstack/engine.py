@@ -239,6 +239,8 @@ class _Flight:
         if self._outcome is None:
             logger.warning("Dashboard widget %s timed out after %.3g s", self.key, self.timeout)
             self.finish(self.timed_out())
+            if self.task is not None:
+                self.task.cancel()  # an async widget stops here; a thread cannot be stopped
 
     def finish(self, outcome: Outcome) -> None:
         with self._lock:
@@ -540,27 +542,18 @@ class Engine:
     async def _call_async(
         self, flight: _Flight, registration: Registration, with_extras: bool
     ) -> Outcome:
+        """Await an async widget. No timeout here: the flight's timer cancels the task."""
         widget, kwargs = registration.widget, self._kwargs(registration)
-
-        async def call() -> dict[str, Any]:
-            data = validate_data(await widget.get_data(**kwargs))
-            if with_extras:
-                extras = widget.get_api_extras(**kwargs)
-                if asyncio.iscoroutine(extras):
-                    extras = await extras
-                else:
-                    extras = await asyncio.get_running_loop().run_in_executor(
-                        self.pool, _call_closing, widget.get_api_extras, kwargs
-                    )
-                data = _merge(data, extras)
-            return data
-
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout_at(loop.time() + flight.deadline - time.monotonic()):
-                data = await call()
-        except TimeoutError:
-            return flight.timed_out()
+        data = validate_data(await widget.get_data(**kwargs))
+        if with_extras:
+            extras = widget.get_api_extras(**kwargs)
+            if asyncio.iscoroutine(extras):
+                extras = await extras
+            else:
+                extras = await asyncio.get_running_loop().run_in_executor(
+                    self.pool, _call_closing, widget.get_api_extras, kwargs
+                )
+            data = _merge(data, extras)
         return Outcome(OK, data, elapsed_ms=(time.monotonic() - flight.started) * 1000)
 
     @staticmethod

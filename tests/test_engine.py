@@ -325,3 +325,35 @@ def test_worker_threads_close_their_db_connections(register, group, staff_user):
     opened = sync_widget.connections + async_widget.connections
     assert len(opened) == 6
     assert all(conn.connection is None for conn in opened), "a worker left a connection open"
+
+
+class IgnoresCancellation(DashboardWidget):
+    """A badly behaved async widget: it swallows the cancellation and keeps going."""
+
+    title = "stubborn"
+    timeout = 0.2
+
+    def __init__(self):
+        self.finished = asyncio.Event()
+
+    async def get_data(self):
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.6)
+        self.finished.set()
+        return {"headline": "too late"}
+
+
+async def test_async_widget_ignoring_cancellation_still_times_out_on_time(register, group):
+    widget = register(IgnoresCancellation()).widget
+    started = time.perf_counter()
+    (context,) = await dashboard.aget_widget_contexts(group=group)
+    assert context.state == "timeout" and context.error == "timed out after 0.2 s"
+    assert time.perf_counter() - started < 0.6, "the page waited for the widget, not its deadline"
+    # Its result still arrives later and becomes the last good value.
+    await asyncio.wait_for(widget.finished.wait(), 5)
+    assert await asyncio.to_thread(wait_until, lambda: engine.in_flight() == 0)
+    (context,) = await dashboard.aget_widget_contexts(group=group)
+    assert context.state == "timeout" and context.stale
+    assert context.data == {"headline": "too late"}
