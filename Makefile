@@ -21,7 +21,7 @@ install: $(STAMP)
 run: install
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo --url http://$(HOST):$(PORT)/smallstack/
-	DEBUG=$${DEBUG:-1} exec $(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT)
+	DEBUG=$${DEBUG:-1} exec $(BIN)/uvicorn project.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
