@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db.models import Model
 
 from smallstack.displays import DashboardWidget
@@ -68,8 +69,9 @@ def get_widget_contexts(
     with_extras: bool = False,
 ) -> list[WidgetContext]:
     """Sync twin of :func:`aget_widget_contexts` (the widgets still run concurrently)."""
-    selected = registry.select(group=group, app=app, model=model, dashboard_only=dashboard_only)
-    return engine.evaluate_sync(selected, with_extras=with_extras)
+    return async_to_sync(aget_widget_contexts)(
+        group, app, model, dashboard_only, with_extras=with_extras
+    )
 
 
 class DashboardWidgetsMixin:

@@ -439,12 +439,6 @@ class Engine:
         outcome = flight.outcome or await flight.wait_elsewhere()
         return self._context(registration, outcome, fallback=entry)
 
-    def evaluate_sync(
-        self, registrations: Iterable[Registration], *, with_extras: bool = False
-    ) -> list[WidgetContext]:
-        """Blocking twin of :meth:`evaluate` for sync code (still concurrent inside)."""
-        return async_to_sync(self.evaluate)(registrations, with_extras=with_extras)
-
     # -- one widget -------------------------------------------------------------------------
 
     def _timeout(self, registration: Registration) -> float:
