@@ -33,6 +33,7 @@ from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
 from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import setting_changed
 from django.db import connections
 from django.urls import NoReverseMatch, reverse
@@ -587,9 +588,16 @@ class Engine:
         )
 
     async def _cache_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a method of the dashboard cache off the event loop; failures are logged."""
+        """Call a method of the dashboard cache; failures are logged, never raised.
+
+        A process-local memory cache is called right here (a dict behind a lock, no I/O);
+        any other backend (Redis, Memcached, database, files) from a thread.
+        """
+        cache = self._cache()
         try:
-            return await sync_to_async(getattr(self._cache(), method))(*args, **kwargs)
+            if isinstance(cache, LocMemCache):
+                return getattr(cache, method)(*args, **kwargs)
+            return await sync_to_async(getattr(cache, method))(*args, **kwargs)
         except Exception:
             logger.exception("Dashboard cache unavailable (%s); carrying on without it", method)
             return None
