@@ -25,7 +25,10 @@ class SyncIO(DashboardWidget):
     def __init__(self, delay: float, n: int) -> None:
         self.delay, self.title, self.key, self.timeout = delay, f"sync {n}", f"bench-sync-{n}", 30
 
+    calls = 0
+
     def get_data(self):
+        self.calls += 1
         if self.delay:
             time.sleep(self.delay)
         return {"headline": "done", "detail": "sync"}
@@ -35,7 +38,10 @@ class AsyncIO(DashboardWidget):
     def __init__(self, delay: float, n: int) -> None:
         self.delay, self.title, self.key, self.timeout = delay, f"async {n}", f"bench-async-{n}", 30
 
+    calls = 0
+
     async def get_data(self):
+        self.calls += 1
         if self.delay:
             await asyncio.sleep(self.delay)
         return {"headline": "done", "detail": "async"}
@@ -50,10 +56,13 @@ def registrations(kind: str, n: int, delay: float):
 
 
 async def timed(regs) -> tuple[float, list]:
+    calls = sum(r.widget.calls for r in regs)
     started = time.perf_counter()
     contexts = await engine.evaluate(regs)
     elapsed = time.perf_counter() - started
     assert all(c.state == "ok" for c in contexts), [c.error for c in contexts if c.error]
+    # Every widget really ran: nothing was answered from an earlier evaluation.
+    assert sum(r.widget.calls for r in regs) == calls + len(regs)
     return elapsed, contexts
 
 

@@ -229,6 +229,18 @@ class _Flight:
         """The outcome once there is one (from any thread)."""
         return self._outcome
 
+    def joinable(self, cache_ttl: float) -> bool:
+        """Whether a new request should share this flight rather than start another.
+
+        Yes while it runs, and after a timeout (its thread may still be busy: never a twin).
+        A finished good result not yet stored is shared only if the widget allows reuse
+        (``cache_ttl``); otherwise, and after an error, the request evaluates afresh.
+        """
+        outcome = self._outcome
+        return (
+            outcome is None or outcome.state == TIMEOUT or (outcome.state == OK and cache_ttl > 0)
+        )
+
     def timed_out(self) -> Outcome:
         return Outcome(
             TIMEOUT,
@@ -453,7 +465,7 @@ class Engine:
         flight_key = (registration.key, with_extras)
         with self._lock:
             flight = self._flights.get(flight_key)
-            if flight is not None:
+            if flight is not None and flight.joinable(registration.widget.cache_ttl):
                 return flight
             flight = _Flight(registration.key, self._timeout(registration), loop)
             self._flights[flight_key] = flight

@@ -8,6 +8,8 @@ import math
 import time
 
 import pytest
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
@@ -357,3 +359,39 @@ async def test_async_widget_ignoring_cancellation_still_times_out_on_time(regist
     (context,) = await dashboard.aget_widget_contexts(group=group)
     assert context.state == "timeout" and context.stale
     assert context.data == {"headline": "too late"}
+
+
+class CountsCalls(DashboardWidget):
+    title = "counts calls"
+
+    def __init__(self):
+        self.calls = 0
+
+    async def get_data(self):
+        self.calls += 1
+        return {"headline": str(self.calls)}
+
+
+class SlowWriteCache(LocMemCache):
+    """A cache whose writes take a while: evaluations stay unlanded until they are stored."""
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        time.sleep(0.3)
+        return super().set_many(data, timeout=timeout, version=version)
+
+
+SLOW_WRITES = {"default": {"BACKEND": "tests.test_engine.SlowWriteCache", "LOCATION": "slow"}}
+
+
+@pytest.mark.parametrize(("cache_ttl", "calls"), [(0, 2), (60, 1)])
+async def test_a_finished_result_is_shared_only_if_the_widget_allows_reuse(
+    register, group, cache_ttl, calls
+):
+    widget = register(CountsCalls(), group=group).widget
+    widget.cache_ttl = cache_ttl
+    with override_settings(CACHES=SLOW_WRITES):
+        first = await dashboard.aget_widget_contexts(group=group)
+        second = await dashboard.aget_widget_contexts(group=group)  # first not yet stored
+        assert engine.in_flight() == 1
+    assert widget.calls == calls
+    assert [c.data["headline"] for c in first + second] == ["1", str(calls)]
