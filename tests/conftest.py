@@ -40,6 +40,16 @@ def _fresh_engine() -> Iterator[None]:
     engine.reset()
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real uvicorn process over its own migrated, seeded database; one per test module."""
+    from tests.servers import LiveServer, prepare_data_dir
+
+    live = LiveServer(prepare_data_dir(tmp_path_factory.mktemp("uvicorn"))).start()
+    yield live
+    live.stop()
+
+
 @pytest.fixture
 def group() -> str:
     """A group name no other test uses, to scope evaluations to this test's widgets."""

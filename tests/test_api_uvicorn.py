@@ -7,14 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.servers import LiveServer, create_api_key, manage, prepare_data_dir
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    live = LiveServer(prepare_data_dir(tmp_path_factory.mktemp("api-uvicorn"))).start()
-    yield live
-    live.stop()
+from tests.servers import create_api_key, manage
 
 
 @pytest.fixture(scope="module")

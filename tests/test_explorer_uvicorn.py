@@ -4,18 +4,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from tests.servers import LiveServer, prepare_data_dir
-
 ORDERS = "/smallstack/explorer/sales/order/"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    live = LiveServer(prepare_data_dir(tmp_path_factory.mktemp("explorer-uvicorn"))).start()
-    yield live
-    live.stop()
 
 
 def test_browse_seeded_orders_and_create_one_under_uvicorn(server):

@@ -4,17 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from tests.servers import LiveServer, prepare_data_dir
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    live = LiveServer(prepare_data_dir(tmp_path_factory.mktemp("uvicorn"))).start()
-    yield live
-    live.stop()
-
 
 def test_staff_only_under_uvicorn(server):
     import httpx
