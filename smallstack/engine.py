@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import logging
 import queue
@@ -47,6 +48,21 @@ logger = logging.getLogger("smallstack.dashboard")
 OK, TIMEOUT, ERROR = "ok", "timeout", "error"
 KNOWN_STATUSES = frozenset({"ok", "warning", "error", "unknown"})
 _ERROR_MAX = 300
+
+
+#: Item fields that change with every evaluation while the card shows the same thing.
+VOLATILE_ITEM_FIELDS = frozenset({"elapsed_ms", "evaluated_at"})
+
+
+def stable_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item (:meth:`WidgetContext.as_item`) without its volatile fields."""
+    return {name: value for name, value in item.items() if name not in VOLATILE_ITEM_FIELDS}
+
+
+def digest(value: Any) -> str:
+    """SHA-256 hex of a JSON value, independent of key order."""
+    encoded = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
 
 
 class InvalidWidgetData(ValueError):

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import weakref
@@ -29,7 +28,7 @@ from django.core.cache import caches
 from django.template.loader import render_to_string
 
 from smallstack import conf
-from smallstack.engine import WidgetContext, engine
+from smallstack.engine import WidgetContext, digest, engine, stable_item
 from smallstack.registry import Registration
 
 logger = logging.getLogger("smallstack.live")
@@ -38,8 +37,6 @@ logger = logging.getLogger("smallstack.live")
 BROADCAST_GROUP = "smallstack.dashboard"
 #: Where browsers connect.
 SOCKET_PATH = "/ws/smallstack/dashboard/"
-#: Item fields that change on every evaluation without the card changing.
-_TIMING_FIELDS = frozenset({"elapsed_ms", "evaluated_at"})
 _RECOVERY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -62,9 +59,7 @@ async def update_message(context: WidgetContext) -> dict[str, Any]:
 
 def fingerprint(item: dict[str, Any]) -> str:
     """A digest of what a card shows: the item without its timing fields."""
-    stable = {name: value for name, value in item.items() if name not in _TIMING_FIELDS}
-    encoded = json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    return digest(stable_item(item))
 
 
 def _fingerprint_key(key: str) -> str:

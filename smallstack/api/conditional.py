@@ -10,22 +10,19 @@ because the bytes differ in those timestamps.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.http import parse_etags
 
+from smallstack.engine import digest, stable_item
+
 CACHE_CONTROL = "private, no-cache"
-_VOLATILE = frozenset({"elapsed_ms", "evaluated_at", "generated_at"})
 
 
 def etag_for(items: Iterable[Mapping[str, Any]], *extra: Any) -> str:
-    stable = [{k: v for k, v in item.items() if k not in _VOLATILE} for item in items]
-    payload = json.dumps([stable, *extra], sort_keys=True, separators=(",", ":"), default=str)
-    return f'W/"{hashlib.sha256(payload.encode()).hexdigest()[:32]}"'
+    return f'W/"{digest([[stable_item(item) for item in items], *extra])[:32]}"'
 
 
 def not_modified(request: HttpRequest, etag: str) -> HttpResponse | None:
