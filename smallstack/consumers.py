@@ -225,6 +225,12 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     # -- channel-layer events ---------------------------------------------------------------
 
+    async def user_revoked(self, event: dict[str, Any]) -> None:
+        """Its user signed out or lost staff access: close with the matching code."""
+        user = self.scope.get("user")
+        if user is not None and str(user.pk) == event.get("user_id"):
+            await self.close(code=event["code"])
+
     async def widget_update(self, event: dict[str, Any]) -> None:
         if event.get("key") in self.keys:
             await self.send(text_data=event["text"])

@@ -188,8 +188,8 @@ def hub() -> Hub:
 async def publish(context: WidgetContext, *, force: bool = False) -> bool:
     """Push a widget's card to every open dashboard if it changed; True if it was sent."""
     message = await update_message(context)
-    digest = fingerprint(message["widget"])
-    if not force and await sync_to_async(_last_fingerprint)(context.key) == digest:
+    stamp = fingerprint(message["widget"])
+    if not force and await sync_to_async(_last_fingerprint)(context.key) == stamp:
         return False
     event = {
         "type": "widget.update",
@@ -206,8 +206,20 @@ async def publish(context: WidgetContext, *, force: bool = False) -> bool:
         else:  # e.g. refresh() from a signal handler, on a loop that serves no socket
             logger.error("Live push unavailable (channel layer failed): %r", exc)
         return False
-    await sync_to_async(_remember_fingerprint)(context.key, digest)
+    await sync_to_async(_remember_fingerprint)(context.key, stamp)
     return True
+
+
+async def aclose_user_sockets(user_id: Any, code: int) -> None:
+    """Close every open dashboard of one user, in every process (signed out, or not staff).
+
+    A channel layer that is down is logged as an error: those sockets are closed when they
+    reconnect (the handshake checks the user again).
+    """
+    try:
+        await _group_send({"type": "user.revoked", "user_id": str(user_id), "code": code})
+    except Exception as exc:
+        logger.error("Could not close the live dashboards of user %s: %r", user_id, exc)
 
 
 async def _group_send(event: dict[str, Any]) -> None:

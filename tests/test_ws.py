@@ -96,6 +96,36 @@ async def test_staff_session_connects_and_is_live(async_client, staff_user):
     await communicator.disconnect()
 
 
+async def test_signing_out_closes_that_users_open_dashboards(
+    async_client, staff_user, django_user_model
+):
+    other = await django_user_model.objects.acreate(username="other", is_staff=True)
+    watching = await connect(other)
+    cookie = await _session_cookie(async_client, staff_user)
+    _, message, communicator = await _through_asgi([ORIGIN, cookie])
+    assert json.loads(message["text"]) == {"type": "status", "push": "live"}
+
+    assert (await async_client.post("/accounts/logout/")).status_code == 302
+
+    assert await communicator.receive_output(3) == {"type": "websocket.close", "code": 4401}
+    assert await watching.receive_nothing(0.3), "another user's dashboard stays open"
+    await watching.disconnect()
+
+
+async def test_losing_staff_status_closes_that_users_open_dashboards(async_client, staff_user):
+    cookie = await _session_cookie(async_client, staff_user)
+    _, message, communicator = await _through_asgi([ORIGIN, cookie])
+    assert json.loads(message["text"]) == {"type": "status", "push": "live"}
+
+    staff_user.last_name = "unchanged access"
+    await staff_user.asave(update_fields=["last_name"])
+    assert await communicator.receive_nothing(0.3)
+
+    staff_user.is_staff = False
+    await staff_user.asave()
+    assert await communicator.receive_output(3) == {"type": "websocket.close", "code": 4403}
+
+
 async def test_foreign_origin_is_rejected(async_client, staff_user):
     cookie = await _session_cookie(async_client, staff_user)
     connected, message, _ = await _through_asgi([(b"origin", b"http://evil.example"), cookie])

@@ -1,0 +1,34 @@
+"""Open dashboards follow their user's access: signing out or losing staff status closes them.
+
+The websocket handshake checks the user once; these receivers close sockets that outlive that
+check, in every process (through the channel layer), with the same codes the handshake uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_out
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from smallstack import live
+from smallstack.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+
+_ACCESS_FIELDS = frozenset({"is_staff", "is_active"})
+
+
+@receiver(user_logged_out, dispatch_uid="smallstack.close_on_logout")
+def close_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        async_to_sync(live.aclose_user_sockets)(user.pk, CLOSE_UNAUTHENTICATED)
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="smallstack.close_on_demotion")
+def close_on_demotion(sender: Any, instance: Any, created: bool, update_fields=None, **kwargs):
+    if created or (update_fields is not None and not _ACCESS_FIELDS & set(update_fields)):
+        return
+    if not (instance.is_active and instance.is_staff):
+        async_to_sync(live.aclose_user_sockets)(instance.pk, CLOSE_FORBIDDEN)
