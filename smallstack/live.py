@@ -29,6 +29,7 @@ from django.template.loader import render_to_string
 
 from smallstack import conf
 from smallstack.engine import WidgetContext, digest, engine, stable_item
+from smallstack.loops import PerLoop
 from smallstack.registry import Registration
 
 logger = logging.getLogger("smallstack.live")
@@ -170,16 +171,8 @@ async def _notify(socket: LiveSocket, available: bool) -> None:
         logger.debug("Live push: a socket could not be told about the push state", exc_info=True)
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
-
-
-def hub() -> Hub:
-    """The running event loop's hub."""
-    loop = asyncio.get_running_loop()
-    current = _hubs.get(loop)
-    if current is None:
-        current = _hubs[loop] = Hub()
-    return current
+#: ``hub()``: the running event loop's hub.
+hub = PerLoop(Hub)
 
 
 # -- publishing ---------------------------------------------------------------------------------

@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections import Counter
 from collections.abc import Iterable
 
 from smallstack import conf
+from smallstack.loops import PerLoop
 
 logger = logging.getLogger("smallstack.live")
 
@@ -133,15 +133,5 @@ class Refresher:
             registration = registry.get(key)
 
 
-_refreshers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Refresher] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def refresher() -> Refresher:
-    """The running event loop's refresher."""
-    loop = asyncio.get_running_loop()
-    current = _refreshers.get(loop)
-    if current is None:
-        current = _refreshers[loop] = Refresher()
-    return current
+#: ``refresher()``: the running event loop's refresher.
+refresher = PerLoop(Refresher)
