@@ -42,16 +42,22 @@ def prepare_data_dir(data_dir: Path, **env: str) -> dict[str, str]:
     return environ
 
 
-def manage(environ: dict[str, str], *args: str) -> str:
-    """Run ``manage.py`` with ``args`` in ``environ``; return its standard output."""
+def run_manage(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py`` with ``args`` in ``environ``, as a shell would; output captured."""
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         env=environ,
         cwd=ROOT,
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
+    )
+
+
+def manage(environ: dict[str, str], *args: str) -> str:
+    """Run ``manage.py`` with ``args`` in ``environ``; its standard output, or an error."""
+    completed = run_manage(environ, *args)
+    completed.check_returncode()
+    return completed.stdout
 
 
 def create_api_key(environ: dict[str, str], name: str) -> str:

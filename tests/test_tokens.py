@@ -125,21 +125,12 @@ def test_revoke_api_token(staff_user):
 
 def test_manage_py_exit_codes(tmp_path):
     """The commands as a shell sees them: key on the last line, errors exit non-zero."""
-    import subprocess
-    import sys
-
-    from tests.servers import ROOT, prepare_data_dir
+    from tests.servers import prepare_data_dir, run_manage
 
     environ = prepare_data_dir(tmp_path)  # its own migrated database, staff user "demo"
 
     def manage(*args):
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=environ,
-            capture_output=True,
-            text=True,
-        )
+        return run_manage(environ, *args)
 
     created = manage("create_api_token", "demo", "--name", "shell")
     assert created.returncode == 0, created.stderr
