@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "smallstack",
     "explorer",
     "project.sales",
+    "project.apps.ProjectConfig",  # check --deploy knows project/middleware.py (project/checks.py)
 ]
 
 # Django's defaults, in their event-loop-friendly variants (project/middleware.py): under ASGI
