@@ -138,6 +138,28 @@ def test_a_bad_token_is_refused_even_with_a_staff_session(client, staff_user):
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_a_non_bearer_authorization_header_falls_through_to_the_session(client, staff_user, path):
+    # e.g. a reverse proxy's own Basic credentials in front of a signed-in staff member
+    basic = {"HTTP_AUTHORIZATION": "Basic dXNlcjpwYXNz"}
+    response = client.get(path, **basic)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="smallstack"'  # the plain challenge
+    client.force_login(staff_user)
+    assert client.get(path, **basic).status_code == 200
+    bad_bearer = client.get(path, HTTP_AUTHORIZATION="Bearer ss_00000000_nope")
+    assert bad_bearer.status_code == 401  # a bearer header never consults the session
+    assert 'error="invalid_token"' in bad_bearer["WWW-Authenticate"]
+
+
+def test_docs_page_with_a_proxy_authorization_header_still_redirects_to_login(client):
+    page = client.get("/api/docs", HTTP_ACCEPT="text/html", HTTP_AUTHORIZATION="Basic eDp5")
+    assert page.status_code == 302
+    assert page["Location"].startswith("/accounts/login/")
+    page = client.get("/api/docs", HTTP_ACCEPT="text/html", HTTP_AUTHORIZATION="Bearer x")
+    assert page.status_code == 401  # a bearer client is told its token is bad
+
+
 def test_docs_and_schema_are_staff_only(client, staff_user, plain_user, staff_key):
     assert client.get("/api/openapi.json").status_code == 401
     page = client.get("/api/docs", HTTP_ACCEPT="text/html")

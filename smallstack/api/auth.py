@@ -21,20 +21,19 @@ class StaffAuth(HttpBearer):
     """``Authorization: Bearer ss_…`` of an active staff user, else a staff session.
 
     Returns the user (ninja sets it as ``request.auth``); None means 401, and a known but
-    non-staff or inactive user raises :class:`AuthorizationError` (403). The session is read
-    only when no ``Authorization`` header is sent, so token requests never touch it.
+    non-staff or inactive user raises :class:`AuthorizationError` (403). A bearer header is
+    the only credential looked at when sent, so token requests never touch the session; any
+    other ``Authorization`` header (a reverse proxy's ``Basic …``) is not ours and the session
+    decides, as without one.
     """
 
     def __init__(self) -> None:
         super().__init__()  # marks the instance async; without it ninja would pass bad tokens
 
     async def __call__(self, request: HttpRequest) -> Any:
-        header = request.headers.get(self.header)
-        if header is None:
+        if not sends_bearer(request):
             return await self._session_user(request)
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != self.openapi_scheme:
-            return None  # another scheme: answered with the plain challenge
+        _, _, key = request.headers[self.header].partition(" ")
         if not key.strip():
             request._bearer_error = True  # type: ignore[attr-defined]
             return None
@@ -63,6 +62,12 @@ class StaffAuth(HttpBearer):
 
 
 staff_auth = StaffAuth()
+
+
+def sends_bearer(request: HttpRequest) -> bool:
+    """Whether the request has an ``Authorization: Bearer …`` header (scheme case-insensitive)."""
+    scheme, _, _ = request.headers.get(StaffAuth.header, "").partition(" ")
+    return scheme.lower() == StaffAuth.openapi_scheme
 
 
 def unauthorized(request: HttpRequest, exc: AuthenticationError | None = None) -> HttpResponse:
@@ -94,7 +99,7 @@ def staff_docs(view):
             return forbidden(request, exc)
         if user is None:
             wants_html = "text/html" in request.headers.get("Accept", "")
-            if wants_html and "Authorization" not in request.headers:
+            if wants_html and not sends_bearer(request):
                 return redirect_to_login(request.get_full_path())
             return unauthorized(request)
         # Rendering reads the session (messages, CSRF), which is sync-only.
