@@ -378,7 +378,7 @@ def test_readonly_models_offer_list_and_detail_only(staff_client, readonly_group
     assert group.name == "auditors" and Group.objects.count() == 1
 
 
-def test_a_delete_blocked_by_protected_rows_is_a_409_and_deletes_nothing(csrf_client, orders):
+def test_a_delete_blocked_by_protected_rows_is_a_409_that_offers_no_delete(csrf_client, orders):
     from django.db.models import ProtectedError
     from django.db.models.signals import pre_delete
 
@@ -393,9 +393,13 @@ def test_a_delete_blocked_by_protected_rows_is_a_409_and_deletes_nothing(csrf_cl
         pre_delete.disconnect(protect, sender=Order)
     html = response.content.decode()
     assert response.status_code == 409
+    assert "<h1>This order cannot be deleted</h1>" in html
     expected = f"Order #{orders[1].pk} · Globex, Order #{orders[2].pk} · Acme Labs."
-    assert f"It cannot be deleted while these refer to it: {expected}" in html
-    assert "disabled>Yes, delete" in html
+    assert f"cannot be deleted. It cannot be deleted while these refer to it: {expected}" in html
+    body = html.split('class="crumbs"', 1)[1]
+    assert "will be deleted permanently" not in body and "Yes, delete" not in body
+    assert "<button" not in body and 'method="post"' not in body
+    assert f'<a href="{ORDERS}{orders[0].pk}/">Back to' in body  # only a way back
     assert Order.objects.count() == 7
 
 
