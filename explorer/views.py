@@ -2,13 +2,15 @@
 
 Reads use Django's async ORM; form validation and saving (sync by nature: unique checks, related
 choices) run through ``sync_to_async``. Bad query parameters are answered 400, unknown models,
-objects and pages 404, writes to a read-only registration 403, each with a message.
+objects and pages 404, writes to a read-only registration 403, each with a message. An edit or
+delete of a row that changed since its page was shown is refused with 409 (``explorer.versions``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -21,7 +23,7 @@ from django.contrib.admin.utils import (
     lookup_field,
 )
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
@@ -33,6 +35,15 @@ from django.views.decorators.http import require_http_methods
 
 from explorer.registry import ModelInfo, explorer
 from explorer.search import InvalidSearch, search_queryset
+from explorer.versions import (
+    VERSION_FIELD,
+    Change,
+    InvalidVersion,
+    Snapshot,
+    changes,
+    read_token,
+    snapshot,
+)
 from smallstack import dashboard
 from smallstack.access import staff_required
 
@@ -341,60 +352,99 @@ async def detail(request: HttpRequest, app_label: str, model_name: str, pk: str)
     return TemplateResponse(request, "explorer/detail.html", context)
 
 
-def _save(form: ModelForm) -> tuple[Model, str]:
-    with transaction.atomic():
-        saved = form.save()
-    return saved, str(saved)
+# -- writes ---------------------------------------------------------------------------------
+#
+# Edit and delete pages carry the row's version (explorer.versions). A POST re-reads the row in
+# its write transaction and refuses with 409 when the row changed since the page was shown.
 
 
-async def _form_page(request: HttpRequest, info: ModelInfo, obj: Model | None) -> HttpResponse:
-    form_class = info.form_class
-    status = 200
-    if request.method == "POST":
-        form = form_class(request.POST, request.FILES, instance=obj)
-        if await sync_to_async(form.is_valid)():
-            saved, label = await sync_to_async(_save)(form)
-            verb = "created" if obj is None else "saved"
-            messages.success(request, f"{capfirst(info.verbose_name)} “{label}” was {verb}.")
-            return redirect("explorer:detail", pk=saved.pk, **info.url_kwargs)
-        status = 400
-    else:
-        form = form_class(instance=obj)
-    if obj is not None:
-        title = f"Edit {await sync_to_async(str)(obj)}"
-    else:
-        title = f"Add {info.verbose_name}"
-    context = {
-        "title": title,
-        "info": info,
-        "object": obj,
-        "form": form,
-        "urls": _urls(info, obj),
-    }
-    return TemplateResponse(request, "explorer/form.html", context, status=status)
+def _version_fields(info: ModelInfo) -> list[str]:
+    """The fields a row's version covers: the edit form's, for the delete page too."""
+    return list(info.form_class.base_fields)
 
 
-@explorer_view
-@require_http_methods(["GET", "POST"])
-async def create(request: HttpRequest, app_label: str, model_name: str) -> HttpResponse:
-    """A form for a new object."""
-    info = _writable(_model_info(app_label, model_name))
-    return await _form_page(request, info, None)
+def _locked_row(info: ModelInfo, pk: str, not_done: str) -> Model:
+    """The row as it is now, read inside the write transaction and locked against other writers.
+
+    ``select_for_update()`` where the backend has row locks; SQLite has none, but its IMMEDIATE
+    transactions (the project's setting) already admit one writer at a time.
+    """
+    queryset = info.model._default_manager.all()
+    if connections[router.db_for_write(info.model)].features.has_select_for_update:
+        queryset = queryset.select_for_update()
+    try:
+        return queryset.get(pk=pk)
+    except ObjectDoesNotExist:
+        raise ExplorerError(
+            404,
+            f"This {info.verbose_name} (primary key {pk!r}) no longer exists: it was deleted "
+            f"after the page was shown. {not_done}",
+        ) from None
+    except (ValueError, TypeError, ValidationError):
+        raise ExplorerError(
+            404, f"No {info.verbose_name} with primary key {pk!r} exists."
+        ) from None
 
 
-@explorer_view
-@require_http_methods(["GET", "POST"])
-async def edit(request: HttpRequest, app_label: str, model_name: str, pk: str) -> HttpResponse:
-    """A form for an existing object."""
-    info = _writable(_model_info(app_label, model_name))
-    obj = await _get_object(info, pk)
-    return await _form_page(request, info, obj)
+def _seen(info: ModelInfo, token: str | None, row: Model, not_done: str) -> Snapshot:
+    """The snapshot the submitted page showed; a 400 when its version field is unusable."""
+    try:
+        return read_token(token, row)
+    except InvalidVersion as exc:
+        raise ExplorerError(
+            400,
+            f"The form's version field ({VERSION_FIELD}) {exc}, so the Explorer cannot tell "
+            f"whether this {info.verbose_name} changed since the page was shown. {not_done} "
+            "Reload the page and try again.",
+        ) from None
+
+
+@dataclass
+class _Outcome:
+    """What a POST to the edit or delete page did, and what its page shows if it was refused."""
+
+    status: int  # 302: done; 400: invalid form; 409: changed meanwhile or blocked
+    row: Model
+    label: str  # the row's str() as the request found it
+    version: str = ""  # the token for the next submit
+    changes: tuple[Change, ...] = ()
+    form: ModelForm | None = None
+    blocked: str | None = None  # why protected rows prevent a delete
+
+
+def _edit_row(info: ModelInfo, pk: str, data: Any, files: Any, token: str | None) -> _Outcome:
+    """Validate and save the form over the row as it is now, unless it changed since shown."""
+    with transaction.atomic(using=router.db_for_write(info.model)):
+        row = _locked_row(info, pk, "Your changes were not saved.")
+        seen = _seen(info, token, row, "Nothing was saved.")
+        now = snapshot(row, _version_fields(info))
+        label = str(row)
+        form = info.form_class(data, files, instance=row)
+        valid = form.is_valid()  # also on a conflict: its page shows the field errors too
+        if now.version != seen.version:
+            return _Outcome(409, row, label, now.token(), tuple(changes(seen, now)), form)
+        if not valid:
+            return _Outcome(400, row, label, now.token(), form=form)
+        return _Outcome(302, form.save(), label)
+
+
+def _delete_row(info: ModelInfo, pk: str, token: str | None) -> _Outcome:
+    """Delete the row unless it changed since the confirmation page or protected rows block it."""
+    with transaction.atomic(using=router.db_for_write(info.model)):
+        row = _locked_row(info, pk, "There is nothing left to delete.")
+        seen = _seen(info, token, row, "Nothing was deleted.")
+        now = snapshot(row, _version_fields(info))
+        label = str(row)
+        if now.version != seen.version:
+            return _Outcome(409, row, label, now.token(), tuple(changes(seen, now)))
+        blocked = _delete(row)
+        return _Outcome(409 if blocked else 302, row, label, blocked=blocked)
 
 
 def _delete(obj: Model) -> str | None:
     """Delete ``obj`` (and what cascades); a message instead when protected rows refer to it."""
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(type(obj))):
             obj.delete()
     except (ProtectedError, RestrictedError) as exc:
         blocking = sorted(str(related) for related in exc.args[1])
@@ -405,26 +455,106 @@ def _delete(obj: Model) -> str | None:
     return None
 
 
+async def _shown_row(info: ModelInfo, pk: str) -> _Outcome:
+    """A GET of the edit or delete page: the row, its label and its current version."""
+    obj = await _get_object(info, pk)
+
+    def state() -> _Outcome:
+        return _Outcome(200, obj, str(obj), snapshot(obj, _version_fields(info)).token())
+
+    return await sync_to_async(state)()
+
+
+def _form_response(
+    request: HttpRequest, info: ModelInfo, form: ModelForm, outcome: _Outcome | None
+) -> HttpResponse:
+    """The create page (no ``outcome``) or the edit page of ``outcome.row``."""
+    obj = outcome.row if outcome else None
+    context = {
+        "title": f"Edit {outcome.label}" if outcome else f"Add {info.verbose_name}",
+        "info": info,
+        "object": obj,
+        "form": form,
+        "version": outcome.version if outcome else "",
+        "version_field": VERSION_FIELD,
+        "changes": outcome.changes if outcome else (),
+        "conflict": (
+            f"Someone changed this {info.verbose_name} while you were editing it, so nothing was "
+            "saved. Your input is kept below: check their change, then save again to store your "
+            "values over theirs."
+        ),
+        "urls": _urls(info, obj),
+    }
+    status = outcome.status if outcome else (400 if form.is_bound else 200)
+    return TemplateResponse(request, "explorer/form.html", context, status=status)
+
+
+def _save(form: ModelForm) -> Model:
+    with transaction.atomic(using=router.db_for_write(form._meta.model)):
+        return form.save()
+
+
+@explorer_view
+@require_http_methods(["GET", "POST"])
+async def create(request: HttpRequest, app_label: str, model_name: str) -> HttpResponse:
+    """A form for a new object."""
+    info = _writable(_model_info(app_label, model_name))
+    if request.method != "POST":
+        return _form_response(request, info, info.form_class(), None)
+    form = info.form_class(request.POST, request.FILES)
+    if not await sync_to_async(form.is_valid)():
+        return _form_response(request, info, form, None)
+    saved = await sync_to_async(_save)(form)
+    label = await sync_to_async(str)(saved)
+    messages.success(request, f"{capfirst(info.verbose_name)} “{label}” was created.")
+    return redirect("explorer:detail", pk=saved.pk, **info.url_kwargs)
+
+
+@explorer_view
+@require_http_methods(["GET", "POST"])
+async def edit(request: HttpRequest, app_label: str, model_name: str, pk: str) -> HttpResponse:
+    """A form for an existing object; a save is refused (409) if the row changed meanwhile."""
+    info = _writable(_model_info(app_label, model_name))
+    if request.method != "POST":
+        outcome = await _shown_row(info, pk)
+        return _form_response(request, info, info.form_class(instance=outcome.row), outcome)
+    token = request.POST.get(VERSION_FIELD)
+    outcome = await sync_to_async(_edit_row)(info, pk, request.POST, request.FILES, token)
+    if outcome.status != 302:
+        return _form_response(request, info, outcome.form, outcome)
+    label = await sync_to_async(str)(outcome.row)
+    messages.success(request, f"{capfirst(info.verbose_name)} “{label}” was saved.")
+    return redirect("explorer:detail", pk=outcome.row.pk, **info.url_kwargs)
+
+
 @explorer_view
 @require_http_methods(["GET", "POST"])
 async def delete(request: HttpRequest, app_label: str, model_name: str, pk: str) -> HttpResponse:
-    """GET asks for confirmation; only a POST deletes."""
+    """GET asks for confirmation; only a POST deletes, and only the row as it was shown."""
     info = _writable(_model_info(app_label, model_name))
-    obj = await _get_object(info, pk)
-    status, problem = 200, None
     if request.method == "POST":
-        label = await sync_to_async(str)(obj)
-        problem = await sync_to_async(_delete)(obj)
-        if problem is not None:
-            status = 409
-        else:
-            messages.success(request, f"{capfirst(info.verbose_name)} “{label}” was deleted.")
+        token = request.POST.get(VERSION_FIELD)
+        outcome = await sync_to_async(_delete_row)(info, pk, token)
+        if outcome.status == 302:
+            name = capfirst(info.verbose_name)
+            messages.success(request, f"{name} “{outcome.label}” was deleted.")
             return redirect("explorer:list", **info.url_kwargs)
+    else:
+        outcome = await _shown_row(info, pk)
+    title = f"Cannot delete {outcome.label}" if outcome.blocked else f"Delete {outcome.label}?"
     context = {
-        "title": f"Delete {await sync_to_async(str)(obj)}?",
+        "title": title,
         "info": info,
-        "object": obj,
-        "problem": problem,
-        "urls": _urls(info, obj),
+        "object": outcome.row,
+        "label": outcome.label,
+        "blocked": outcome.blocked,
+        "changes": outcome.changes,
+        "conflict": (
+            f"This {info.verbose_name} changed after the page was shown, so it was not deleted. "
+            "Check the change, then confirm again to delete it as it is now."
+        ),
+        "version": outcome.version,
+        "version_field": VERSION_FIELD,
+        "urls": _urls(info, outcome.row),
     }
-    return TemplateResponse(request, "explorer/confirm_delete.html", context, status=status)
+    return TemplateResponse(request, "explorer/confirm_delete.html", context, status=outcome.status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
+from html import unescape
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -280,10 +281,21 @@ def test_unknown_models_and_objects_are_404(staff_client, path):
 # -- CRUD with CSRF -------------------------------------------------------------------------
 
 
+def hidden_inputs(html: str) -> dict[str, str]:
+    """Name and value of every hidden input in ``html``."""
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)
+    return {name: unescape(value) for name, value in found}
+
+
 def _token(client: Client, path: str) -> str:
+    return _hidden(client, path)["csrfmiddlewaretoken"]
+
+
+def _hidden(client: Client, path: str) -> dict[str, str]:
+    """The hidden inputs of the form at ``path`` (CSRF token, and the row's version if any)."""
     response = client.get(path)
     assert response.status_code == 200
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.content.decode())[1]
+    return hidden_inputs(response.content.decode())
 
 
 def test_create_needs_the_csrf_token_then_saves(csrf_client):
@@ -317,11 +329,11 @@ def test_invalid_form_is_a_400_with_field_errors_and_saves_nothing(csrf_client):
 def test_edit_updates_the_object(csrf_client, orders):
     order = orders[0]
     path = f"{ORDERS}{order.pk}/edit/"
-    token = _token(csrf_client, path)
+    hidden = _hidden(csrf_client, path)
     form = csrf_client.get(path).content.decode()
     assert 'value="Acme Corp"' in form
     data = {"customer": "Acme Corporation", "amount": "130.00", "status": "shipped"}
-    data |= {"created": "2026-03-04 05:06:07", "csrfmiddlewaretoken": token}
+    data |= {"created": "2026-03-04 05:06:07", **hidden}
     tokenless = {k: v for k, v in data.items() if k != "csrfmiddlewaretoken"}
     assert csrf_client.post(path, tokenless).status_code == 403
     order.refresh_from_db()
@@ -345,8 +357,7 @@ def test_delete_asks_first_and_deletes_only_on_post(csrf_client, orders):
     assert csrf_client.post(path).status_code == 403  # no CSRF token
     assert Order.objects.filter(pk=order.pk).exists()
 
-    token = _token(csrf_client, path)
-    response = csrf_client.post(path, {"csrfmiddlewaretoken": token})
+    response = csrf_client.post(path, _hidden(csrf_client, path))
     assert response.status_code == 302 and response["Location"] == ORDERS
     assert not Order.objects.filter(pk=order.pk).exists()
     assert "was deleted" in csrf_client.get(ORDERS).content.decode()
@@ -388,7 +399,7 @@ def test_a_delete_blocked_by_protected_rows_is_a_409_that_offers_no_delete(csrf_
     pre_delete.connect(protect, sender=Order)
     try:
         path = f"{ORDERS}{orders[0].pk}/delete/"
-        response = csrf_client.post(path, {"csrfmiddlewaretoken": _token(csrf_client, path)})
+        response = csrf_client.post(path, _hidden(csrf_client, path))
     finally:
         pre_delete.disconnect(protect, sender=Order)
     html = response.content.decode()
