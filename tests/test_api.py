@@ -390,6 +390,51 @@ def test_etag_changes_with_state(api, register, group):
     assert failing["ETag"] != etag
 
 
+# -- HEAD ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["list", "one", "status", "failing status"])
+def test_head_answers_like_get_without_a_body(client, staff_key, register, group, kind):
+    registration = register(Returns({"headline": "same"}))
+    if kind == "failing status":
+        register(Returns(raises=ValueError("x")))
+    path = {
+        "list": f"/api/dashboard/widgets/?group={group}",
+        "one": f"/api/dashboard/widgets/{registration.key}/",
+        "status": f"/api/dashboard/status/?group={group}",
+        "failing status": f"/api/dashboard/status/?group={group}",
+    }[kind]
+    got = client.get(path, **bearer(staff_key))
+    head = client.head(path, **bearer(staff_key))
+    assert head.status_code == got.status_code == (503 if kind == "failing status" else 200)
+    assert head.content == b""
+    for name in ("Content-Type", "ETag", "Cache-Control"):
+        assert head.get(name) == got.get(name), name
+    if "ETag" in got:
+        cached = client.head(path, HTTP_IF_NONE_MATCH=got["ETag"], **bearer(staff_key))
+        assert cached.status_code == 304
+    assert client.head(path).status_code == 401
+    unknown = client.head("/api/dashboard/widgets/no.such.widget/", **bearer(staff_key))
+    assert unknown.status_code == 404 and unknown.content == b""
+
+
+def test_head_leaves_the_openapi_document_as_it_was(client, staff_key):
+    schema = client.get("/api/openapi.json", **bearer(staff_key)).json()
+    documented = [
+        "/api/dashboard/widgets/",
+        "/api/dashboard/widgets/{key}/",
+        "/api/dashboard/status/",
+    ]
+    for path in documented:
+        assert list(schema["paths"][path]) == ["get"], path  # HEAD is implied, not listed
+    operation_ids = [op["operationId"] for ops in schema["paths"].values() for op in ops.values()]
+    assert len(operation_ids) == len(set(operation_ids))
+    assert "HEAD" in schema["info"]["description"]
+    refused = client.post("/api/dashboard/status/", **bearer(staff_key))
+    assert refused.status_code == 405
+    assert {m.strip() for m in refused["Allow"].split(",")} == {"GET", "HEAD"}
+
+
 # -- API extras ---------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """The dashboard's JSON API (django-ninja), mounted at ``/api/`` by ``project/urls.py``.
 
-``GET /api/dashboard/widgets/``, ``/api/dashboard/widgets/{key}/`` and
+``GET`` (and ``HEAD``) ``/api/dashboard/widgets/``, ``/api/dashboard/widgets/{key}/`` and
 ``/api/dashboard/status/``; staff only (bearer token or session); docs at ``/api/docs``.
 """
 
@@ -19,7 +19,8 @@ api = NinjaAPI(
         "Dashboard widgets as JSON for monitors and single-page apps. Authenticate with "
         "`Authorization: Bearer <token>` (`manage.py create_api_token USERNAME`) of an active "
         "staff user, or a staff session. Responses carry a weak `ETag`; send it back in "
-        "`If-None-Match` to get `304 Not Modified` while the data is unchanged."
+        "`If-None-Match` to get `304 Not Modified` while the data is unchanged. Every endpoint "
+        "also answers `HEAD`: the status and headers of a `GET`, without the body."
     ),
     auth=staff_auth,
     docs_decorator=staff_docs,
