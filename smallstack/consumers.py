@@ -11,6 +11,13 @@ Client → server (JSON text, at most ``LIVE_MAX_MESSAGE`` characters):
 Server → client: ``{"type": "widget.update", "widget": <API item>, "html": <card>}``,
 ``{"type": "status", "push": "live" | "unavailable"}`` and ``{"type": "error", "error": "…"}``.
 Anonymous users are closed with code 4401, signed-in non-staff users with 4403.
+
+A message the server cannot act on (not JSON, too large, nested too deeply, an unknown type or
+field) is answered with an ``error`` saying what was wrong; an unexpected exception while
+handling one is logged and answered with an ``error`` pointing to the server log. Either way the
+connection stays open. However the consumer ends (a close, an exception escaping a handler, its
+task being cancelled), it stops watching its widgets, leaves the broadcast group and cancels its
+own refreshes and snapshot.
 """
 
 from __future__ import annotations
@@ -48,6 +55,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tasks: set[asyncio.Task] = set()
+
+    async def __call__(self, scope, receive, send) -> None:
+        # Channels calls disconnect() only for a websocket.disconnect message: an exception
+        # escaping a handler, or this task being cancelled, ends the consumer without it.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
 
     # -- channel-layer receive that survives the layer going away --------------------------
 
@@ -90,15 +105,25 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self._send({"type": "status", "push": "live" if available else "unavailable"})
 
     async def disconnect(self, code: int) -> None:
-        if self._snapshot is not None:
-            self._snapshot.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._joined:
-            self._joined = False
-            refresher().unwatch(self.keys)
-            self.keys = frozenset()
-            await live.hub().leave(self)
+        await self._release()
+
+    async def _release(self) -> None:
+        """Undo what connect() and the handlers set up; safe to call again (it then does nothing).
+
+        The synchronous part comes first, so that it is done even if the task is cancelled
+        again while leaving the group.
+        """
+        tasks = [*self._tasks, self._snapshot]
+        self._snapshot = None
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+        if not self._joined:
+            return
+        self._joined = False
+        keys, self.keys = self.keys, frozenset()
+        refresher().unwatch(keys)
+        await asyncio.shield(live.hub().leave(self))
 
     async def push_state_changed(self, available: bool) -> None:
         await self._send({"type": "status", "push": "live" if available else "unavailable"})
@@ -108,6 +133,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         if not self._joined:
             return
+        kind = None
         try:
             message = self._parse(text_data, bytes_data)
             kind = message.get("type")
@@ -118,11 +144,24 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             elif kind == "refresh":
                 await self._refresh(message)
             else:
+                shown = repr(kind) if kind is None or isinstance(kind, str) else "(not a string)"
                 raise ClientError(
-                    f"unknown message type {kind!r}; expected subscribe, snapshot or refresh"
+                    f"unknown message type {shown}; expected subscribe, snapshot or refresh"
                 )
         except ClientError as exc:
             await self._send({"type": "error", "error": str(exc)})
+        except Exception:
+            # A bug of ours, not the client's: log it, say so, and keep serving the socket.
+            logger.exception(
+                "Dashboard socket: handling a %s message failed",
+                repr(kind) if isinstance(kind, str) else "client",
+            )
+            await self._send(
+                {
+                    "type": "error",
+                    "error": "internal error handling the message; see the server log",
+                }
+            )
 
     @staticmethod
     def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
@@ -133,6 +172,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             raise ClientError(f"message too large: {len(text_data)} characters, limit {limit}")
         try:
             message = json.loads(text_data)
+        except RecursionError:
+            # Deep nesting exhausts the parser's recursion well under the size limit.
+            raise ClientError("malformed JSON: nested too deeply") from None
         except ValueError as exc:
             raise ClientError(f"malformed JSON: {exc}") from None
         if not isinstance(message, dict):
@@ -170,9 +212,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     def _follow(self, filters: dict[str, Any], registrations) -> None:
         keys = frozenset(r.key for r in registrations)
         watcher = refresher()
-        watcher.watch(keys - self.keys)
-        watcher.unwatch(self.keys - keys)
-        self.keys, self.scope_filters = keys, filters
+        # self.keys always holds exactly the keys this socket is counted for, so that
+        # _release() undoes just those, whatever fails in between.
+        dropped, self.keys = self.keys - keys, self.keys & keys
+        watcher.unwatch(dropped)
+        for key in keys - self.keys:
+            watcher.watch([key])
+            self.keys |= {key}
+        self.scope_filters = filters
 
     def _start_snapshot(self, message: dict[str, Any]) -> None:
         from smallstack.dashboard import registry
@@ -220,6 +267,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             context = await live.arefresh(key)
         except KeyError:
             await self._send({"type": "error", "error": f"unknown widget {key!r}"})
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Dashboard refresh of %s failed", key)
+            await self._send(
+                {"type": "error", "error": f"refresh of {key!r} failed; see the server log"}
+            )
             return
         await self._send({"type": "refreshed", "key": key, "state": context.state})
 

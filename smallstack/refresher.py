@@ -80,14 +80,16 @@ class Refresher:
         from smallstack.dashboard import registry
 
         for key in keys:
-            self.watchers[key] += 1
             registration = registry.get(key)
-            if registration is None or not registration.widget.refresh_interval:
-                continue
-            if key not in self.tasks or self.tasks[key].done():
+            if (
+                registration is not None
+                and registration.widget.refresh_interval
+                and (key not in self.tasks or self.tasks[key].done())
+            ):
                 self.tasks[key] = asyncio.get_running_loop().create_task(
                     self._run(key), name=f"smallstack-refresh:{key}"
                 )
+            self.watchers[key] += 1  # last: a key that failed to start is not counted
 
     def unwatch(self, keys: Iterable[str]) -> None:
         """One socket stopped watching; the last one out stops the widget's task."""

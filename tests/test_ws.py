@@ -172,6 +172,7 @@ async def test_subscribe_to_group_and_app(staff, register, group):
         ({"type": "subscribe", "colour": "red"}, "unexpected field(s) in subscribe: colour"),
         ({"type": "dance"}, "unknown message type 'dance'"),
         ({"no": "type"}, "unknown message type None"),
+        ({"type": [[[["deep"]]]]}, "unknown message type (not a string)"),
         ({"type": "snapshot", "keys": "all"}, "'keys' must be a list"),
         ({"type": "refresh", "key": "no.such.widget"}, "unknown widget 'no.such.widget'"),
         ({"type": "refresh"}, "'key' must be a widget key"),
@@ -200,6 +201,22 @@ async def test_malformed_oversized_and_binary_input(staff):
     await communicator.send_json_to({"type": "subscribe"})
     assert (await receive(communicator))["type"] == "subscribed"
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize("text", ["[" * 2000 + "]" * 2000, '[{"":' * 700, "[" * 4000])
+async def test_deeply_nested_json_is_an_error_and_the_socket_stays(staff, register, group, text):
+    # Under the size limit, but deep enough to exhaust the parser's recursion.
+    assert len(text) < 4096
+    registration = register(Counter(refresh_interval=60))
+    communicator = await connect(staff, {"group": group})
+    await communicator.send_to(text_data=text)
+    message = await receive(communicator)
+    assert message["type"] == "error" and "nested too deeply" in message["error"], message
+    await communicator.send_json_to({"type": "subscribe", "group": group})
+    assert (await receive(communicator))["type"] == "subscribed"
+    await communicator.disconnect()
+    assert registration.key not in refresher().active()
+    assert not refresher().watchers, "the closed socket still watches widgets"
 
 
 # -- pushes ----------------------------------------------------------------------------------------
