@@ -281,10 +281,19 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     # -- channel-layer events ---------------------------------------------------------------
 
     async def user_revoked(self, event: dict[str, Any]) -> None:
-        """Its user signed out or lost staff access: close with the matching code."""
+        """Its user lost staff access (any session), or its session signed out: close."""
         user = self.scope.get("user")
-        if user is not None and str(user.pk) == event.get("user_id"):
-            await self.close(code=event["code"])
+        if user is None or str(user.pk) != event.get("user_id"):
+            return
+        if "session" in event and event["session"] != self._session_digest():
+            return  # another session of the same user signed out
+        await self.close(code=event["code"])
+
+    def _session_digest(self) -> str | None:
+        """The digest of the session this socket was opened with (None: no session)."""
+        session = self.scope.get("session")
+        key = session.session_key if session is not None else None
+        return live.session_digest(key) if key else None
 
     async def widget_update(self, event: dict[str, Any]) -> None:
         if event.get("key") in self.keys:

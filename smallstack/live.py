@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import weakref
@@ -203,14 +204,24 @@ async def publish(context: WidgetContext, *, force: bool = False) -> bool:
     return True
 
 
-async def aclose_user_sockets(user_id: Any, code: int) -> None:
-    """Close every open dashboard of one user, in every process (signed out, or not staff).
+def session_digest(session_key: str) -> str:
+    """How a session is named in channel-layer messages: a digest, never the key itself."""
+    return hashlib.sha256(session_key.encode()).hexdigest()
 
-    A channel layer that is down is logged as an error: those sockets are closed when they
-    reconnect (the handshake checks the user again).
+
+async def aclose_user_sockets(user_id: Any, code: int, *, session_key: str | None = None) -> None:
+    """Close open dashboards of one user, in every process, with ``code``.
+
+    With ``session_key`` (signing out) only the sockets opened with that session are closed: the
+    user's other sessions are still valid. Without it (lost staff or active status) every
+    socket of the user is. A channel layer that is down is logged as an error: those sockets
+    are closed when they reconnect (the handshake checks the user again).
     """
+    event = {"type": "user.revoked", "user_id": str(user_id), "code": code}
+    if session_key is not None:
+        event["session"] = session_digest(session_key)
     try:
-        await _group_send({"type": "user.revoked", "user_id": str(user_id), "code": code})
+        await _group_send(event)
     except Exception as exc:
         logger.error("Could not close the live dashboards of user %s: %r", user_id, exc)
 

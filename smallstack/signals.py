@@ -1,7 +1,9 @@
 """Open dashboards follow their user's access: signing out or losing staff status closes them.
 
 The websocket handshake checks the user once; these receivers close sockets that outlive that
-check, in every process (through the channel layer), with the same codes the handshake uses.
+check, in every process (through the channel layer), with the same codes the handshake uses:
+signing out closes the sockets of the session that ended (4401; the user's other sessions stay
+valid, and so do their dashboards), losing staff or active status closes all of the user's (4403).
 """
 
 from __future__ import annotations
@@ -22,8 +24,13 @@ _ACCESS_FIELDS = frozenset({"is_staff", "is_active"})
 
 @receiver(user_logged_out, dispatch_uid="smallstack.close_on_logout")
 def close_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    if user is not None:
-        async_to_sync(live.aclose_user_sockets)(user.pk, CLOSE_UNAUTHENTICATED)
+    # logout() sends the signal before flushing the session: its key is still the one that
+    # authenticated this session's sockets.
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if user is not None and session_key:
+        async_to_sync(live.aclose_user_sockets)(
+            user.pk, CLOSE_UNAUTHENTICATED, session_key=session_key
+        )
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="smallstack.close_on_demotion")

@@ -12,6 +12,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.test import AsyncClient
 
 from smallstack import dashboard
 from smallstack.refresher import refresher
@@ -96,34 +97,61 @@ async def test_staff_session_connects_and_is_live(async_client, staff_user):
     await communicator.disconnect()
 
 
-async def test_signing_out_closes_that_users_open_dashboards(
-    async_client, staff_user, django_user_model
+async def _session_socket(user) -> WebsocketCommunicator:
+    """A socket through the real ASGI stack, authenticated by a new session of ``user``."""
+    client = AsyncClient()
+    _, message, communicator = await _through_asgi([ORIGIN, await _session_cookie(client, user)])
+    assert json.loads(message["text"]) == {"type": "status", "push": "live"}
+    communicator.client = client  # to sign that session out
+    return communicator
+
+
+async def test_signing_out_closes_only_that_sessions_dashboards(
+    staff_user, django_user_model, register, group
 ):
+    widget = Returns({"headline": "before"})
+    registration = register(widget)
     other = await django_user_model.objects.acreate(username="other", is_staff=True)
     watching = await connect(other)
-    cookie = await _session_cookie(async_client, staff_user)
-    _, message, communicator = await _through_asgi([ORIGIN, cookie])
-    assert json.loads(message["text"]) == {"type": "status", "push": "live"}
+    leaving = await _session_socket(staff_user)  # e.g. the laptop
+    staying = await _session_socket(staff_user)  # the same user's phone, still signed in
 
-    assert (await async_client.post("/accounts/logout/")).status_code == 302
+    assert (await leaving.client.post("/accounts/logout/")).status_code == 302
 
-    assert await communicator.receive_output(3) == {"type": "websocket.close", "code": 4401}
-    assert await watching.receive_nothing(0.3), "another user's dashboard stays open"
+    assert await leaving.receive_output(3) == {"type": "websocket.close", "code": 4401}
+    assert await staying.receive_nothing(0.3), "the user's other session was closed too"
+    assert await watching.receive_nothing(0.1), "another user's dashboard stays open"
+    # The other session's socket still serves and still receives pushes.
+    await staying.send_json_to({"type": "subscribe", "group": group})
+    assert (await receive(staying))["type"] == "subscribed"
+    widget.value = {"headline": "after"}
+    await dashboard.arefresh(registration.key)
+    assert (await receive(staying))["widget"]["data"]["headline"] == "after"
+    await staying.disconnect()
     await watching.disconnect()
 
 
-async def test_losing_staff_status_closes_that_users_open_dashboards(async_client, staff_user):
-    cookie = await _session_cookie(async_client, staff_user)
-    _, message, communicator = await _through_asgi([ORIGIN, cookie])
-    assert json.loads(message["text"]) == {"type": "status", "push": "live"}
+async def test_losing_staff_status_closes_that_users_open_dashboards(staff_user):
+    first = await _session_socket(staff_user)
+    second = await _session_socket(staff_user)
 
     staff_user.last_name = "unchanged access"
     await staff_user.asave(update_fields=["last_name"])
-    assert await communicator.receive_nothing(0.3)
+    assert await first.receive_nothing(0.3)
 
     staff_user.is_staff = False
     await staff_user.asave()
-    assert await communicator.receive_output(3) == {"type": "websocket.close", "code": 4403}
+    assert await first.receive_output(3) == {"type": "websocket.close", "code": 4403}
+    assert await second.receive_output(3) == {"type": "websocket.close", "code": 4403}
+
+
+async def test_deactivation_closes_every_session_too(staff_user):
+    first = await _session_socket(staff_user)
+    second = await _session_socket(staff_user)
+    staff_user.is_active = False
+    await staff_user.asave(update_fields=["is_active"])
+    assert await first.receive_output(3) == {"type": "websocket.close", "code": 4403}
+    assert await second.receive_output(3) == {"type": "websocket.close", "code": 4403}
 
 
 async def test_foreign_origin_is_rejected(async_client, staff_user):
