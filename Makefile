@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench loadtest clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required; this is " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -36,6 +36,9 @@ format: install
 
 bench: install
 	$(PY) -m benchmarks
+
+loadtest: install
+	$(PY) -m benchmarks.loadtest
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
