@@ -6,7 +6,12 @@ Client → server (JSON text, at most ``LIVE_MAX_MESSAGE`` characters):
   ``{"type": "subscribe", "app": "…"}`` → ``{"type": "subscribed", "scope": …, "keys": […]}``.
 - ``{"type": "snapshot"}`` or ``{"type": "snapshot", "keys": […]}`` → one ``widget.update`` per
   card of the scope (or of those keys) as each finishes, then ``{"type": "snapshot.done"}``.
-- ``{"type": "refresh", "key": "…"}`` → re-evaluate that widget now and push it to everyone.
+- ``{"type": "refresh", "key": "…"}`` → re-evaluate that widget now. This socket gets the card
+  as a ``widget.update`` whether or not it changed (if the widget is in its scope), then
+  ``{"type": "refreshed", "key": …, "state": …}``; the other sockets get the update only if the
+  card changed, as with any push. The requester's copy is sent directly and the group's copy
+  is skipped by it, so the order holds however slow the channel layer is, and nobody gets a
+  duplicate.
 
 Server → client: ``{"type": "widget.update", "widget": <API item>, "html": <card>}``,
 ``{"type": "status", "push": "live" | "unavailable"}`` and ``{"type": "error", "error": "…"}``.
@@ -264,7 +269,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def _run_refresh(self, key: str) -> None:
         try:
-            context = await live.arefresh(key)
+            context, update = await live.arefresh_for(key, self.channel_name)
         except KeyError:
             await self._send({"type": "error", "error": f"unknown widget {key!r}"})
             return
@@ -276,6 +281,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 {"type": "error", "error": f"refresh of {key!r} failed; see the server log"}
             )
             return
+        if key in self.keys:
+            await self._send(update)
         await self._send({"type": "refreshed", "key": key, "state": context.state})
 
     # -- channel-layer events ---------------------------------------------------------------
@@ -296,7 +303,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return live.session_digest(key) if key else None
 
     async def widget_update(self, event: dict[str, Any]) -> None:
-        if event.get("key") in self.keys:
+        # A socket's own refresh was sent to it directly (see _run_refresh).
+        if event.get("key") in self.keys and event.get("origin") != self.channel_name:
             await self.send(text_data=event["text"])
 
     async def _send(self, message: dict[str, Any]) -> None:

@@ -181,15 +181,27 @@ hub = PerLoop(Hub)
 
 async def publish(context: WidgetContext, *, force: bool = False) -> bool:
     """Push a widget's card to every open dashboard if it changed; True if it was sent."""
-    message = await update_message(context)
+    return await _publish(context.key, await update_message(context), force=force)
+
+
+async def _publish(
+    key: str, message: dict[str, Any], *, force: bool = False, origin: str | None = None
+) -> bool:
+    """:func:`publish` of a rendered ``message``.
+
+    ``origin``: the channel name of a socket that sends this update itself (its own refresh)
+    and so skips the group's copy.
+    """
     stamp = fingerprint(message["widget"])
-    if not force and await sync_to_async(_last_fingerprint)(context.key) == stamp:
+    if not force and await sync_to_async(_last_fingerprint)(key) == stamp:
         return False
     event = {
         "type": "widget.update",
-        "key": context.key,
+        "key": key,
         "text": json.dumps(message, separators=(",", ":")),
     }
+    if origin is not None:
+        event["origin"] = origin
     try:
         await _group_send(event)
     except Exception as exc:
@@ -200,7 +212,7 @@ async def publish(context: WidgetContext, *, force: bool = False) -> bool:
         else:  # e.g. refresh() from a signal handler, on a loop that serves no socket
             logger.error("Live push unavailable (channel layer failed): %r", exc)
         return False
-    await sync_to_async(_remember_fingerprint)(context.key, stamp)
+    await sync_to_async(_remember_fingerprint)(key, stamp)
     return True
 
 
@@ -254,6 +266,19 @@ async def arefresh(key: str) -> WidgetContext:
     [context] = await engine.evaluate([_registration(key)], fresh=True)
     await publish(context)
     return context
+
+
+async def arefresh_for(key: str, origin: str) -> tuple[WidgetContext, dict[str, Any]]:
+    """:func:`arefresh` asked for by one socket (channel name ``origin``).
+
+    Also returns the card's ``widget.update`` message, changed or not, for that socket to send
+    itself, ahead of whatever else it says about the refresh. The group's copy, sent only if the
+    card changed, names the socket as its origin, so that socket does not get the card twice.
+    """
+    [context] = await engine.evaluate([_registration(key)], fresh=True)
+    message = await update_message(context)
+    await _publish(key, message, origin=origin)
+    return context, message
 
 
 def refresh(key: str) -> WidgetContext:

@@ -78,12 +78,19 @@ async def test_sign_out_closes_that_session_everywhere_and_demotion_closes_all(
     assert await closed_with(laptop_there) == 4401
     assert await still_open(phone_here) and await still_open(phone_there, 0.1)
 
-    # The phone's sockets still get pushes from either server.
+    # The phone's sockets still get pushes from either server; the requester gets its card
+    # before the "refreshed" reply, over a real Redis too.
     value_file.write_text("after sign-out")
     await phone_there.send(json.dumps({"type": "refresh", "key": "live-value"}))
-    for socket in (phone_here, phone_there):
-        update = await next_message(socket, "widget.update")
-        assert update["widget"]["data"]["headline"] == "after sign-out"
+    update = json.loads(await asyncio.wait_for(phone_there.recv(), 5))
+    assert update["type"] == "widget.update", update
+    assert update["widget"]["data"]["headline"] == "after sign-out"
+    refreshed = json.loads(await asyncio.wait_for(phone_there.recv(), 5))
+    assert refreshed == {"type": "refreshed", "key": "live-value", "state": "ok"}
+    with pytest.raises(TimeoutError):  # and not a second time through the group
+        await asyncio.wait_for(phone_there.recv(), 0.5)
+    update = await next_message(phone_here, "widget.update")
+    assert update["widget"]["data"]["headline"] == "after sign-out"
 
     # Demoted by a third process (a management command): every socket of the user closes.
     await asyncio.to_thread(

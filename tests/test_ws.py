@@ -334,10 +334,73 @@ async def test_client_refresh_message(staff, register, group):
     registration = register(widget)
     communicator = await connect(staff, {"group": group})
     await communicator.send_json_to({"type": "refresh", "key": registration.key})
-    messages = [await receive(communicator), await receive(communicator)]
-    kinds = {m["type"]: m for m in messages}
-    assert kinds["widget.update"]["widget"]["data"]["headline"] == "call 1"
-    assert kinds["refreshed"] == {"type": "refreshed", "key": registration.key, "state": "ok"}
+    update = await receive(communicator)
+    assert update["type"] == "widget.update", update
+    assert update["widget"]["data"]["headline"] == "call 1"
+    assert await receive(communicator) == {
+        "type": "refreshed",
+        "key": registration.key,
+        "state": "ok",
+    }
+    await communicator.disconnect()
+
+
+@pytest.fixture
+def slow_channel_layer(monkeypatch):
+    """Channel-layer messages arrive 0.2 s late, as over a busy Redis."""
+    from channels.layers import InMemoryChannelLayer
+
+    receive_now = InMemoryChannelLayer.receive
+
+    async def receive_late(self, channel):
+        message = await receive_now(self, channel)
+        await asyncio.sleep(0.2)
+        return message
+
+    monkeypatch.setattr(InMemoryChannelLayer, "receive", receive_late)
+
+
+async def test_refresh_update_comes_before_refreshed_without_duplicates(
+    staff, register, group, slow_channel_layer
+):
+    widget = Returns({"headline": "first"})
+    registration = register(widget)
+    requester = await connect(staff, {"group": group})
+    watcher = await connect(staff, {"group": group})
+
+    for headline in ("first", "second"):  # a change: everyone gets it, the requester first
+        widget.value = {"headline": headline}
+        await requester.send_json_to({"type": "refresh", "key": registration.key})
+        update = await receive(requester)
+        assert update["type"] == "widget.update", f"{update} came before the update"
+        assert update["widget"]["data"]["headline"] == headline
+        assert (await receive(requester))["type"] == "refreshed"
+        assert (await receive(watcher))["widget"]["data"]["headline"] == headline
+        assert await requester.receive_nothing(0.5), "the requester got the update twice"
+        assert await watcher.receive_nothing(0.1)
+
+    # Unchanged: the requester still gets its card (with the new timings), nobody else does.
+    await requester.send_json_to({"type": "refresh", "key": registration.key})
+    update = await receive(requester)
+    assert update["type"] == "widget.update"
+    assert update["widget"]["data"]["headline"] == "second"
+    assert (await receive(requester))["type"] == "refreshed"
+    assert await watcher.receive_nothing(0.5)
+    assert await requester.receive_nothing(0.1)
+    await requester.disconnect()
+    await watcher.disconnect()
+
+
+async def test_refresh_outside_the_scope_answers_refreshed_only(staff, register, group):
+    registration = register(Returns({"headline": "hidden"}, on_dashboard=False))
+    communicator = await connect(staff, {})  # the main dashboard: the widget is not on it
+    await communicator.send_json_to({"type": "refresh", "key": registration.key})
+    assert await receive(communicator) == {
+        "type": "refreshed",
+        "key": registration.key,
+        "state": "ok",
+    }
+    assert await communicator.receive_nothing(0.3)
     await communicator.disconnect()
 
 
