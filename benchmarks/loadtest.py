@@ -69,7 +69,7 @@ KILL_WINDOW = 2.0  # connection errors of requests in flight at the kill, within
 REPLACEMENT_SETTLE = 3.0  # a new worker's "start" figures are taken this long after it appears
 SETTLE_TIMEOUT = 20.0  # after the load: time for every dashboard to be back in sync
 STOP_TIMEOUT = 5.0  # SIGTERM to the master; then SIGKILL (a healthy stop takes < 1 s)
-IDLE = 3.0  # then this long with no client before the database check
+IDLE = 2.0  # then this long with no client before the database check
 TARGET_P99_RATIO = 1.2
 TARGET_GROWTH = 0.10
 HTTP_TIMEOUT = 10.0
@@ -167,8 +167,19 @@ def percentile(values: list[float], q: float) -> float | None:
 # -- good clients -----------------------------------------------------------------------------
 
 
-async def poller(index: int, url: str, key: str, count: int, rec: Recorder, stop: asyncio.Event):
-    """One monitor: one keep-alive connection, one poll a second, ``If-None-Match``."""
+async def poller(
+    index: int,
+    url: str,
+    key: str,
+    count: int,
+    rec: Recorder,
+    go: asyncio.Event,
+    stop: asyncio.Event,
+):
+    """One monitor: one keep-alive connection, one poll a second, ``If-None-Match``.
+
+    It polls while ``go`` is set (a pause lets the server idle), until ``stop``.
+    """
     path, label = POLL_PATHS[index % len(POLL_PATHS)]
     expect_key = "widgets" if "widgets/?" in path else "key" if "widgets/" in path else "healthy"
     client = httpx.AsyncClient(
@@ -181,9 +192,13 @@ async def poller(index: int, url: str, key: str, count: int, rec: Recorder, stop
     tick = time.monotonic() + POLL_INTERVAL * index / count
     try:
         while not stop.is_set():
+            if not go.is_set():
+                await _either(go, stop)
+                tick = time.monotonic() + POLL_INTERVAL * index / count
+                continue
             await _sleep_until(tick, stop)
-            if stop.is_set():
-                return
+            if stop.is_set() or not go.is_set():
+                continue
             tick = max(tick + POLL_INTERVAL, time.monotonic())
             phase, started = rec.phase, time.monotonic()
             try:
@@ -207,7 +222,9 @@ async def poller(index: int, url: str, key: str, count: int, rec: Recorder, stop
         await client.aclose()
 
 
-async def page_loads(url: str, cookie: str, rate: float, rec: Recorder, stop: asyncio.Event):
+async def page_loads(
+    url: str, cookie: str, rate: float, rec: Recorder, go: asyncio.Event, stop: asyncio.Event
+):
     """``rate`` page loads a second, open loop (a slow answer does not delay the next start)."""
     client = httpx.AsyncClient(
         base_url=url,
@@ -230,6 +247,10 @@ async def page_loads(url: str, cookie: str, rate: float, rec: Recorder, stop: as
     tick = time.monotonic()
     try:
         while not stop.is_set():
+            if not go.is_set():
+                await _either(go, stop)
+                tick = time.monotonic()
+                continue
             await _sleep_until(tick, stop)
             tick += 1 / rate
             if len(in_flight) < 256:
@@ -278,9 +299,15 @@ class Dashboard:
             return "connected, waiting for snapshot.done"
         return "connected, not subscribed"
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, go: asyncio.Event, stop: asyncio.Event) -> None:
+        """Keep the page open while ``go`` is set (closed by :meth:`close` for a pause)."""
         attempt = 0
         while not stop.is_set():
+            if not go.is_set():
+                await _either(go, stop)
+                attempt = 0
+                await asyncio.sleep(random.random() * 1.5)  # back from a pause: ramp up
+                continue
             try:
                 async with websockets.connect(
                     self.url, additional_headers=self.headers, open_timeout=HTTP_TIMEOUT
@@ -290,13 +317,12 @@ class Dashboard:
                     await socket.send(json.dumps({"type": "subscribe"}))
                     async for raw in socket:
                         await self._on_message(socket, json.loads(raw))
-                # The server closed the connection cleanly.
-                if stop.is_set():
-                    return
+                if stop.is_set() or not go.is_set():
+                    continue  # closed by this side
                 self._dropped("closed by the server")
             except websockets.ConnectionClosed as exc:
-                if stop.is_set():
-                    return
+                if stop.is_set() or not go.is_set():
+                    continue
                 code = exc.rcvd.code if exc.rcvd is not None else "none"
                 self._dropped(f"closed {code}")
                 if code in (4401, 4403):
@@ -342,6 +368,7 @@ class Dashboard:
             self.errors.append(str(message.get("error"))[:200])
 
     async def close(self) -> None:
+        self.in_sync = False
         if self.socket is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.socket.close(), 5)
@@ -352,6 +379,16 @@ async def _until(predicate, within: float) -> None:
     deadline = time.monotonic() + within
     while not predicate() and time.monotonic() < deadline:  # noqa: ASYNC110 — plain counters
         await asyncio.sleep(0.1)
+
+
+async def _either(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def _sleep_until(when: float, stop: asyncio.Event) -> None:
@@ -654,23 +691,37 @@ async def _load(*, server, redis, data_dir, keys, cookie, counts, seconds, bad, 
     ws_url = f"ws://127.0.0.1:{server.port}{SOCKET}"
     headers = {"Cookie": cookie, "Origin": server.url}
     dashboards = [Dashboard(ws_url, headers, rec) for _ in range(counts["dashboards"])]
+    go = asyncio.Event()
+    go.set()
     tasks = []
     for index, dashboard in enumerate(dashboards):
-        tasks.append(loop.create_task(dashboard.run(stop_clients)))
+        tasks.append(loop.create_task(dashboard.run(go, stop_clients)))
         if index % 25 == 24:
             await asyncio.sleep(0.05)
     await _until(lambda: all(d.in_sync for d in dashboards), 30)
     say(f"{sum(d.in_sync for d in dashboards)}/{len(dashboards)} dashboards connected and in sync")
     tasks += [
-        loop.create_task(poller(i, server.url, key, len(keys), rec, stop_clients))
+        loop.create_task(poller(i, server.url, key, len(keys), rec, go, stop_clients))
         for i, key in enumerate(keys)
     ]
     if counts["pages_per_second"] > 0:
         rate = counts["pages_per_second"]
-        tasks.append(loop.create_task(page_loads(server.url, cookie, rate, rec, stop_clients)))
+        tasks.append(loop.create_task(page_loads(server.url, cookie, rate, rec, go, stop_clients)))
     lag = LoopLag(rec)
     tasks.append(loop.create_task(lag.run(stop_clients)))
+    say(f"warm-up: every good client for {WARMUP:g} s")
     await asyncio.sleep(WARMUP)
+
+    # The baseline: every client paused (dashboards closed), the server idle, as at the end.
+    go.clear()
+    await asyncio.gather(*(d.close() for d in dashboards))
+    await asyncio.sleep(IDLE)
+    baseline_check = await _database_check(workers, database)
+    baseline = {pid: s for pid, s in (await asyncio.to_thread(workers.sample)).items()}
+    go.set()
+    await _until(lambda: all(d.in_sync for d in dashboards), 30)
+    say(f"baseline taken idle; {sum(d.in_sync for d in dashboards)} dashboards back in sync")
+    await asyncio.sleep(1.0)
 
     start_stats = {pid: s for pid, s in (await asyncio.to_thread(workers.sample)).items()}
     cpu_marks = {"alone": (await asyncio.to_thread(workers.cpu), time.process_time())}
@@ -701,10 +752,7 @@ async def _load(*, server, redis, data_dir, keys, cookie, counts, seconds, bad, 
     settle_started = time.monotonic()
     await _until(lambda: all(d.in_sync for d in dashboards), SETTLE_TIMEOUT)
     settled_after = time.monotonic() - settle_started
-    settled = {
-        "states_at_end": dict(Counter(d.state() for d in dashboards)),
-        "silent_for_s_at_end": _silence(dashboards),
-    }
+    settled = _dashboard_summary(dashboards, settled_after)
     say(
         f"load stopped; {sum(d.in_sync for d in dashboards)}/{len(dashboards)} dashboards in sync"
         f" after {settled_after:.1f} s"
@@ -726,6 +774,8 @@ async def _load(*, server, redis, data_dir, keys, cookie, counts, seconds, bad, 
         dashboards=dashboards,
         workers=workers,
         boot_pids=boot_pids,
+        baseline=baseline,
+        baseline_check=baseline_check,
         start_stats=start_stats,
         before_faults=before_faults,
         end_stats=end_stats,
@@ -734,7 +784,6 @@ async def _load(*, server, redis, data_dir, keys, cookie, counts, seconds, bad, 
         faults=faults,
         cpu_marks=cpu_marks,
         lag=lag,
-        settled_after=settled_after,
         settled=settled,
     )
 
@@ -833,6 +882,8 @@ def _report(
     dashboards,
     workers,
     boot_pids,
+    baseline,
+    baseline_check,
     start_stats,
     before_faults,
     end_stats,
@@ -841,7 +892,6 @@ def _report(
     faults,
     cpu_marks,
     lag,
-    settled_after,
     settled,
 ) -> dict[str, Any]:
     kill, killed = faults.get("kill"), faults.get("killed_pid")
@@ -876,35 +926,39 @@ def _report(
 
     worker_rows = []
     for pid in sorted(workers.first_seen):
-        role = "killed" if pid == killed else "replacement" if pid == replacement else "original"
-        if pid in boot_pids and pid != killed:
-            role = "original (survived)"
-        start = start_stats.get(pid)
-        if pid == replacement:
-            start = workers.at(pid, workers.first_seen[pid] + REPLACEMENT_SETTLE)
-        end = end_stats.get(pid)
+        points = {
+            "baseline": baseline.get(pid),
+            "start": start_stats.get(pid),
+            "before_faults": before_faults.get(pid),
+            "end": end_stats.get(pid),
+            "idle": idle_stats.get(pid),
+        }
         if pid == killed:
-            end = workers.samples[pid][-1][1]  # its last sample before the kill
-        idle = idle_stats.get(pid)
-        middle = before_faults.get(pid)
+            role = "killed"
+            points["end"] = workers.samples[pid][-1][1]  # its last sample before the kill
+            compare = ("baseline", "end")
+        elif pid == replacement:
+            role = "replacement"
+            points["start"] = workers.at(pid, workers.first_seen[pid] + REPLACEMENT_SETTLE)
+            compare = ("start", "end")  # it has no idle baseline: both under load
+        else:
+            role = "original (survived)" if pid in boot_pids else "unexpected"
+            compare = ("baseline", "idle")  # both idle, no client connected
+        first, last = points[compare[0]], points[compare[1]]
         worker_rows.append(
             {
                 "pid": pid,
                 "role": role,
-                "start": start.__dict__ if start else None,
-                "before_faults": middle.__dict__ if middle else None,
-                "end": end.__dict__ if end else None,
-                "idle": idle.__dict__ if idle else None,
-                "rss_growth": _growth(start, end, "rss_kb"),
-                "threads_growth": _growth(start, end, "threads"),
-                "rss_growth_idle": _growth(start, idle, "rss_kb"),
-                "threads_growth_idle": _growth(start, idle, "threads"),
-                "rss_growth_before_faults": _growth(start, middle, "rss_kb"),
+                **{name: stats.__dict__ if stats else None for name, stats in points.items()},
+                "compared": compare,
+                "rss_growth": _growth(first, last, "rss_kb"),
+                "threads_growth": _growth(first, last, "threads"),
+                "rss_growth_under_load": _growth(points["start"], points["end"], "rss_kb"),
+                # Phases 1 and 2: the same good load, no fault yet.
+                "rss_growth_steady": _growth(points["start"], points["before_faults"], "rss_kb"),
             }
         )
 
-    dropped = [d for d in dashboards if d.drops]
-    unavailable = [d for d in dashboards if d.unavailable_seen]
     return {
         "phases": phases,
         "p99_ratio": ratios,
@@ -917,24 +971,33 @@ def _report(
             "transport_errors_outside_kill_window": len(outside),
             "transport_outside_first": [f.__dict__ for f in outside[:5]],
         },
-        "dashboards": {
-            "count": len(dashboards),
-            "dropped": len(dropped),
-            "drop_reasons": dict(Counter(why for d in dashboards for _, why in d.drops)),
-            "reconnected_and_synced": sum(d.in_sync and d.last_sync > d.last_drop for d in dropped),
-            "failed_connect_attempts": _total(d.failed_connects for d in dashboards),
-            "saw_push_unavailable": len(unavailable),
-            "unavailable_then_synced": sum(d.in_sync for d in unavailable),
-            "in_sync_at_end": sum(d.in_sync for d in dashboards),
-            "settled_after_s": round(settled_after, 2),
-            "snapshots_done": sum(d.snapshots_done for d in dashboards),
-            "errors": dict(Counter(e for d in dashboards for e in d.errors)),
-            **settled,
-        },
+        "dashboards": settled,
         "faults": faults,
         "workers": worker_rows,
+        "database_at_baseline": baseline_check,
         "worker_timeline": workers.timeline(rec.phase_started["alone"]),
         "database": idle_check,
+    }
+
+
+def _dashboard_summary(dashboards: list[Dashboard], settled_after: float) -> dict[str, Any]:
+    """Where the dashboards stand once the load has stopped (before they are closed)."""
+    dropped = [d for d in dashboards if d.drops]
+    unavailable = [d for d in dashboards if d.unavailable_seen]
+    return {
+        "count": len(dashboards),
+        "dropped": len(dropped),
+        "drop_reasons": dict(Counter(why for d in dashboards for _, why in d.drops)),
+        "reconnected_and_synced": sum(d.in_sync and d.last_sync > d.last_drop for d in dropped),
+        "failed_connect_attempts": _total(d.failed_connects for d in dashboards),
+        "saw_push_unavailable": len(unavailable),
+        "unavailable_then_synced": sum(d.in_sync for d in unavailable),
+        "in_sync_at_end": sum(d.in_sync for d in dashboards),
+        "settled_after_s": round(settled_after, 2),
+        "snapshots_done": sum(d.snapshots_done for d in dashboards),
+        "errors": dict(Counter(e for d in dashboards for e in d.errors)),
+        "states_at_end": dict(Counter(d.state() for d in dashboards)),
+        "silent_for_s_at_end": _silence(dashboards),
     }
 
 
@@ -1051,10 +1114,13 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
         f"{shutdown['workers_left_running']}",
     )
     held = {pid: fds for pid, fds in report["database"]["held"].items() if fds}
+    held_before = {pid: fds for pid, fds in report["database_at_baseline"]["held"].items() if fds}
     check(
-        "no database connection left open after the run",
-        not held,
-        f"held: {held}" if held else "no worker holds the database file open",
+        "no database connection left open when idle (after the warm-up and after the run)",
+        not held and not held_before,
+        f"held after the run: {held}; after the warm-up: {held_before}"
+        if held or held_before
+        else "no worker holds the database file open",
     )
     for client in CLIENTS:
         ratio = report["p99_ratio"][client]
@@ -1145,24 +1211,26 @@ def print_report(report: dict[str, Any], out=sys.stdout) -> None:
     if dash["in_sync_at_end"] != dash["count"]:
         p(f"  at the end: {dash['states_at_end']}; silent for {dash['silent_for_s_at_end']} s")
     p(
-        "\nWorkers: RSS and threads at the start of phase 1 (a replacement: "
-        f"{REPLACEMENT_SETTLE:g} s after it appeared), before the faults, at the end of the load"
-        " and after the idle;\ngrowth = end / start; open descriptors on the database after the"
-        " idle."
+        "\nWorkers: RSS (MB) and threads idle after the warm-up (baseline), at the start of phase"
+        " 1, before the faults, at the end of the load, and idle after the run. Growth compares"
+        "\nan original worker's two idle points, the replacement's start (3 s after it appeared)"
+        " and end. db fds: descriptors on the database file, idle after the run. RSS steady:"
+        "\nstart of phase 1 to the end of phase 2 (same good load, no fault yet)."
     )
     p(
-        f"{'worker':>8} {'role':<20} {'RSS MB start/pre-fault/end/idle':>32} {'growth':>7} "
-        f"{'threads s/p/e/i':>16} {'growth':>7} {'db fds':>6}"
+        f"{'worker':>8} {'role':<20} {'RSS base/start/pre-fault/end/idle':>34} {'growth':>7} "
+        f"{'threads b/s/p/e/i':>18} {'growth':>7} {'db fds':>6} {'RSS steady':>10}"
     )
     held = report["database"]["held"]
     for row in report["workers"]:
-        points = [row[k] or {} for k in ("start", "before_faults", "end", "idle")]
+        points = [row[k] or {} for k in ("baseline", "start", "before_faults", "end", "idle")]
         rss = "/".join(f"{x['rss_kb'] / 1024:.0f}" if x else "-" for x in points)
         threads = "/".join(str(x["threads"]) if x else "-" for x in points)
         fds = len(held.get(str(row["pid"]), [])) if row["role"] != "killed" else "-"
         p(
-            f"{row['pid']:>8} {row['role']:<20} {rss:>32} {_pct(row['rss_growth']):>7} "
-            f"{threads:>16} {_pct(row['threads_growth']):>7} {fds!s:>6}"
+            f"{row['pid']:>8} {row['role']:<20} {rss:>34} {_pct(row['rss_growth']):>7} "
+            f"{threads:>18} {_pct(row['threads_growth']):>7} {fds!s:>6} "
+            f"{_pct(row['rss_growth_steady']):>10}"
         )
     bad = report.get("bad", {})
     p(

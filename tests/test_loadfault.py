@@ -21,10 +21,14 @@ from tests.conftest import require_binary
 pytestmark = pytest.mark.redis
 
 SECONDS, SCALE = 24.0, 0.25
-#: p99 of the good clients with the bad ones, over p99 alone (the full run's target is 1.2).
-P99_RATIO_BOUND = 3.0
-#: Growth of a worker's resident memory from its start to the end of the load (target 10 %).
-RSS_GROWTH_BOUND = 0.35
+#: Good clients with the bad ones: p50 at most this many times p50 alone (+ 50 ms) ...
+P50_RATIO_BOUND = 3.0
+#: ... and p99 below this (the full run's target is p99 within 1.2x of alone).
+P99_BOUND_MS = 2500
+#: Growth of a worker's resident memory under steady load (the full run's target is 10 %).
+RSS_GROWTH_BOUND = 0.20
+#: ``SMALLSTACK_THREAD_POOL_SIZE``'s default: the widget pool may grow to this many threads.
+POOL_THREADS = 32
 
 
 @pytest.fixture(scope="module")
@@ -96,20 +100,36 @@ def test_no_unexpected_exception_in_the_server_log(report):
 
 
 def test_no_database_connection_is_left_open(report):
-    held = {pid: fds for pid, fds in report["database"]["held"].items() if fds}
-    assert not held, held
+    # Idle after the warm-up and idle after the run: no worker has the database file open.
+    for moment in ("database_at_baseline", "database"):
+        held = {pid: fds for pid, fds in report[moment]["held"].items() if fds}
+        assert not held, (moment, held)
 
 
-def test_bad_clients_do_not_ruin_the_good_clients_latency(report):
-    ratios = report["p99_ratio"]
+def test_the_server_stops_on_sigterm(report):
+    assert not report["shutdown"]["workers_left_running"], report["shutdown"]
+
+
+def test_bad_clients_do_not_starve_the_good_ones(report):
+    # The full run's target is p99 within 1.2x; here, over 8 s phases on two shared cores, a
+    # p99 is a handful of samples: the bound is loose, and absolute.
     for client in ("api-fast", "page"):
-        assert ratios[client] is not None, ratios
-        assert ratios[client] <= P99_RATIO_BOUND, (client, ratios, report["phases"])
+        alone = report["phases"]["alone"][client]
+        with_bad = report["phases"]["bad"][client]
+        assert with_bad["count"] >= alone["count"] * 0.9, (client, alone, with_bad)
+        assert with_bad["p50_ms"] <= P50_RATIO_BOUND * alone["p50_ms"] + 50, (
+            client,
+            report["phases"],
+        )
+        assert with_bad["p99_ms"] <= P99_BOUND_MS, (client, report["phases"])
 
 
-def test_worker_memory_stays_bounded(report):
+def test_worker_memory_and_threads_stay_bounded(report):
     for row in report["workers"]:
-        if row["role"] == "killed":
-            continue
-        assert row["rss_growth"] is not None, row
-        assert row["rss_growth"] <= RSS_GROWTH_BOUND, row
+        if row["role"] == "original (survived)":
+            # Under the same load, before the faults (the kill then doubles its share).
+            assert row["rss_growth_steady"] <= RSS_GROWTH_BOUND, row
+            # Idle before and after: the threads added are at most the widget pool's.
+            assert row["idle"]["threads"] <= row["baseline"]["threads"] + POOL_THREADS, row
+        elif row["role"] == "replacement":
+            assert row["rss_growth"] <= RSS_GROWTH_BOUND, row
