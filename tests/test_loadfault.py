@@ -33,12 +33,14 @@ POOL_THREADS = 32
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    return loadtest.run(
+    result = loadtest.run(
         seconds=SECONDS,
         scale=SCALE,
         redis_binary=require_binary("redis-server"),
         work_dir=tmp_path_factory.mktemp("loadtest"),
     )
+    loadtest.print_report(result)  # shown with any failure ("Captured stdout setup")
+    return result
 
 
 def _check(report, name: str) -> dict:
@@ -87,9 +89,8 @@ def test_bad_http_clients_get_4xx_never_5xx(report):
 def test_bad_websocket_frames_get_an_error_and_keep_the_connection(report):
     bad = report["bad"]
     assert bad["ws_unexpected_count"] == 0, bad["ws_unexpected_kinds"]
-    assert bad["ws"]["anonymous socket"] == {"closed 4401": bad["ws"]["anonymous socket"].get(
-        "closed 4401", 0
-    )}  # fmt: skip
+    # Anonymous sockets were closed 4401 and a foreign Origin refused (else counted above).
+    assert bad["ws"]["anonymous socket"].get("closed 4401"), bad["ws"]["anonymous socket"]
 
 
 def test_no_unexpected_exception_in_the_server_log(report):
