@@ -6,7 +6,7 @@ HTTP goes to Django; websockets (the live dashboard) go through Channels, which 
 
 import os
 
-from django.core.asgi import get_asgi_application
+from smallstack.asgi import get_asgi_application  # Django's, minus a per-request ref cycle
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
