@@ -26,16 +26,19 @@ import django
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 
+from smallstack import memory
+
 __all__ = ["ASGIHandler", "get_asgi_application"]
 
 
 class _Exchange:
     """One request's ``receive`` (the instance itself) and ``send``, noting the response's end."""
 
-    __slots__ = ("_receive", "_send", "response_complete")
+    __slots__ = ("_receive", "_send", "body_bytes", "response_complete")
 
     def __init__(self, receive, send) -> None:
         self._receive, self._send = receive, send
+        self.body_bytes = 0
         self.response_complete = False
 
     async def __call__(self):
@@ -43,8 +46,10 @@ class _Exchange:
 
     async def send(self, message) -> None:
         await self._send(message)
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            self.response_complete = True
+        if message["type"] == "http.response.body":
+            self.body_bytes += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.response_complete = True
 
 
 class ASGIHandler(DjangoASGIHandler):
@@ -53,6 +58,9 @@ class ASGIHandler(DjangoASGIHandler):
     async def handle(self, scope, receive, send) -> None:
         exchange = _Exchange(receive, send)
         await super().handle(scope, exchange, exchange.send)
+        # The response is freed by now; give its buffers back to the OS soon (see memory).
+        if exchange.body_bytes >= memory.LARGE_RESPONSE:
+            memory.release_soon()
 
     async def listen_for_disconnect(self, receive) -> None:
         message = await receive()

@@ -1,8 +1,8 @@
 """Memory of the HTTP path: large responses must not accumulate in the server (issue 8).
 
 Django's ASGI handler left every request in a reference cycle holding its response, freed only
-by CPython's rare full collections, so polled large API responses piled up by the hundred.
-``smallstack.asgi`` fixes it.
+by CPython's rare full collections, so polled large API responses piled up by the hundred; and
+glibc kept what was freed. ``smallstack.asgi`` and ``smallstack.memory`` fix both.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ import asyncio
 import gc
 import weakref
 
+import pytest
 from django.http import HttpResponse
 from django.test import override_settings
 from django.urls import path
 
+from smallstack import memory
 from smallstack.asgi import ASGIHandler
+from tests.conftest import wait_until
 
 # -- in process: the handler ---------------------------------------------------------------
 
@@ -116,3 +119,23 @@ async def test_a_client_leaving_before_the_response_still_cancels_the_view():
     await asyncio.wait_for(handler(_scope("/slow/"), connection.receive, connection.send), 5)
     assert _view_events.get("cancelled") is True
     assert connection.sent == []
+
+
+@pytest.mark.skipif(not memory.available(), reason="no malloc_trim in this C library")
+@override_settings(ROOT_URLCONF=__name__)
+def test_only_a_large_response_asks_for_a_trim_and_gets_one():
+    handler = ASGIHandler()
+
+    def serve(size: int) -> None:
+        connection = _Connection()
+        asyncio.run(handler(_scope(f"/sized/{size}/"), connection.receive, connection.send))
+        assert len(connection.body()) == size
+
+    assert wait_until(lambda: not memory.pending(), memory.DELAY + 5)  # an earlier test's trim
+    serve(memory.LARGE_RESPONSE - 1)
+    assert not memory.pending()
+
+    trims = memory.trims()
+    serve(memory.LARGE_RESPONSE)
+    assert memory.pending()
+    assert wait_until(lambda: memory.trims() > trims, memory.DELAY + 5)
