@@ -1,7 +1,8 @@
 """ASGI entry point: ``uvicorn project.asgi:application``.
 
-HTTP goes to Django; websockets (the live dashboard) go through Channels, which checks the
-``Origin`` against ``ALLOWED_HOSTS`` and loads the session's user.
+HTTP goes to Django; websockets (the live dashboard) go through Channels, which loads the
+session's user after :mod:`smallstack.origin` has checked the ``Origin`` against
+``ALLOWED_HOSTS`` (refusing without needing Redis).
 """
 
 import os
@@ -15,8 +16,8 @@ django_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from smallstack.origin import AllowedHostsOriginValidator  # noqa: E402
 from smallstack.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -161,6 +161,39 @@ async def test_foreign_origin_is_rejected(async_client, staff_user):
     assert message is None
 
 
+async def test_foreign_origin_is_refused_without_the_channel_layer(settings):
+    """With Redis down, refusing a foreign origin is still a clean close, not an ASGI error."""
+    from channels.layers import channel_layers
+    from channels.security.websocket import OriginValidator
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from smallstack.origin import AllowedHostsOriginValidator
+    from tests.servers import free_port
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]},
+        }
+    }
+    headers = [(b"origin", b"http://evil.example")]
+    try:
+        # Channels' own validator: its denier listens on the (dead) layer and fails.
+        channels_own = OriginValidator(consumer_app, ["localhost"])
+        communicator = WebsocketCommunicator(channels_own, PATH, headers=headers)
+        assert await communicator.connect() == (False, 1000)
+        with pytest.raises(RedisConnectionError):
+            await communicator.wait(3)
+        # Ours refuses the same way and ends cleanly.
+        communicator = WebsocketCommunicator(
+            AllowedHostsOriginValidator(consumer_app), PATH, headers=headers
+        )
+        assert await communicator.connect() == (False, 1000)
+        await communicator.wait(3)
+    finally:
+        channel_layers.backends.pop("default", None)
+
+
 async def test_anonymous_scope_user_is_closed_too():
     communicator = WebsocketCommunicator(consumer_app, PATH, headers=[ORIGIN])
     communicator.scope["user"] = AnonymousUser()
