@@ -84,7 +84,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         # down. Report it to the hub instead and wait until the hub has re-joined the group.
         while True:
             try:
-                return await self._layer_receive()
+                return await _cancel_surely(self._layer_receive())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -309,6 +309,27 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def _send(self, message: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
+
+
+async def _cancel_surely(awaitable: Any) -> Any:
+    """Await ``awaitable`` as a task; if cancelled, cancel it again until it has ended.
+
+    A cancellation can be lost inside the Redis client when it races with the end of a
+    command (Python 3.11's ``wait_for``): the channel-layer receive then carries on with its
+    next blocking pop, and the consumer, which awaits it on the way out, never ends; nor does
+    the server process on SIGTERM. Repeating the cancellation lands it on the next wait.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait({task})  # unlike ``await task``, a cancellation here is ours at once
+    except asyncio.CancelledError:
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        if not task.cancelled():
+            task.exception()  # retrieved: whatever it was, the consumer is ending anyway
+        raise
+    return task.result()
 
 
 def live_registrations(**filters: Any):

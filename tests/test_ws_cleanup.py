@@ -120,3 +120,30 @@ async def test_consumer_cancelled_while_a_handler_awaits(staff_user, register, g
     with contextlib.suppress(asyncio.CancelledError):
         await communicator.future
     await assert_nothing_left(consumer, tasks)
+
+
+async def test_a_cancellation_lost_in_the_channel_layer_does_not_keep_the_socket_open(
+    staff_user, monkeypatch
+):
+    """The Redis client can lose one cancellation (a race in Python 3.11's ``wait_for``) and
+    carry on with its next blocking pop; the consumer still ends, so the server can stop."""
+    layer = get_channel_layer()
+    real_receive = layer.receive
+    swallowed = []
+
+    async def receive_losing_one_cancellation(channel):
+        try:
+            return await real_receive(channel)
+        except asyncio.CancelledError:
+            swallowed.append(channel)  # as the race does: on to the next pop
+            return await real_receive(channel)
+
+    monkeypatch.setattr(layer, "receive", receive_losing_one_cancellation)
+    communicator = await connect(staff_user)
+    consumer = only_consumer()
+    await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
+    # The application's own end, not ``communicator.wait()`` (which cancels it again).
+    done, _ = await asyncio.wait({communicator.future}, timeout=3)
+    assert done, "the consumer is still waiting for the channel layer's receive to end"
+    assert swallowed == [consumer.channel_name]
+    await assert_nothing_left(consumer)
