@@ -43,7 +43,7 @@ def _parsed_origin(scope: dict[str, Any]) -> Any:
     return None
 
 
-def AllowedHostsOriginValidator(application: Any) -> LayerFreeOriginValidator:  # noqa: N802
+def AllowedHostsOriginValidator(application: Any) -> LayerFreeOriginValidator:
     """Like Channels' factory of that name: origins must match ``ALLOWED_HOSTS``."""
     allowed_hosts = settings.ALLOWED_HOSTS
     if settings.DEBUG and not allowed_hosts:
