@@ -19,6 +19,13 @@ DEFAULTS: dict[str, Any] = {
     "RENDER_BUDGET": 0.3,
     # Redis URL for the per-widget refresh lock shared by all processes; "" = this process only.
     "REFRESH_LOCK_URL": "",
+    # Largest serialised (JSON) size of a widget's data, in bytes; larger data is the card's error.
+    "MAX_DATA_BYTES": 256 * 1024,
+    # Seconds an async widget may hold the widget event loop between two awaits before it is
+    # interrupted and its evaluation fails.
+    "LOOP_BLOCK_LIMIT": 0.5,
+    # Seconds a widget that blocked the widget event loop is paused (not evaluated) afterwards.
+    "LOOP_BLOCK_COOLDOWN": 60.0,
     # Largest websocket message (characters) the live endpoint accepts from a client.
     "LIVE_MAX_MESSAGE": 4096,
 }

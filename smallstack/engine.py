@@ -2,15 +2,20 @@
 
 How one evaluation runs:
 
-- Async ``get_data`` runs as a task on the event loop, inside its own
-  ``ThreadSensitiveContext`` backed by a one-thread "lane". Django's async ORM sends its queries
-  to that lane instead of the request's single sync thread, so ORM-heavy async widgets overlap.
+- Async ``get_data`` runs as a task on the widget event loop (:mod:`smallstack.widget_loop`), a
+  thread of its own, never on the server's loop: a widget that blocks instead of awaiting cannot
+  stall the requests. Each runs inside its own ``ThreadSensitiveContext`` backed by a one-thread
+  "lane": Django's async ORM sends its queries to that lane instead of a single shared sync
+  thread, so ORM-heavy async widgets overlap. A widget that holds the widget loop for longer than
+  ``LOOP_BLOCK_LIMIT`` is interrupted, shown in error and paused for ``LOOP_BLOCK_COOLDOWN``.
 - Sync ``get_data`` runs on a bounded, process-wide thread pool (``THREAD_POOL_SIZE``), never
   on the request's thread-sensitive thread, so sync widgets overlap as well.
 - Every database connection opened on a pool thread or a lane is closed after the call.
 - Single flight: while a widget is being evaluated, further requests for it await that same
   evaluation. A sync widget that hangs therefore holds one pool thread, however often it is asked
   for, and requests arriving after its deadline get "timed out" at once.
+- Whatever a widget raises, ``SystemExit`` and ``KeyboardInterrupt`` included, becomes its card's
+  error; data over ``MAX_DATA_BYTES`` (serialised) too.
 - Good results go to Django's cache: reused while younger than the widget's ``cache_ttl``, and
   shown marked stale when a later evaluation fails.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -27,7 +33,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +48,7 @@ from django.urls import NoReverseMatch, reverse
 from smallstack import conf
 from smallstack.displays import DashboardWidget
 from smallstack.registry import Registration
+from smallstack.widget_loop import LoopBlocked, StepMeter, WidgetLoop
 
 logger = logging.getLogger("smallstack.dashboard")
 
@@ -49,6 +56,9 @@ OK, TIMEOUT, ERROR = "ok", "timeout", "error"
 KNOWN_STATUSES = frozenset({"ok", "warning", "error", "unknown"})
 _ERROR_MAX = 300
 
+
+#: The event loop async widgets run on (see :mod:`smallstack.widget_loop`).
+widget_loop = WidgetLoop(lambda: float(conf.get("LOOP_BLOCK_LIMIT")))
 
 #: Item fields that change with every evaluation while the card shows the same thing.
 VOLATILE_ITEM_FIELDS = frozenset({"elapsed_ms", "evaluated_at"})
@@ -71,6 +81,11 @@ class InvalidWidgetData(ValueError):
 
 def validate_data(data: Any, *, source: str = "get_data()") -> dict[str, Any]:
     """Check that a widget returned a JSON-serialisable dict a card can show; return a copy."""
+    return _validated(data, source)[0]
+
+
+def _validated(data: Any, source: str) -> tuple[dict[str, Any], int]:
+    """:func:`validate_data`, plus the data's serialised size in bytes."""
     if not isinstance(data, Mapping):
         raise InvalidWidgetData(f"{source} returned {type(data).__name__}, expected a dict")
     if source == "get_data()":
@@ -84,16 +99,35 @@ def validate_data(data: Any, *, source: str = "get_data()") -> dict[str, Any]:
                     f"{source} '{name}' must be a string or None, got {type(value).__name__}"
                 )
     try:
-        json.dumps(data, allow_nan=False)
+        size = len(json.dumps(data, allow_nan=False))  # ASCII: characters are bytes
+    except RecursionError:
+        raise InvalidWidgetData(f"{source} returned data nested too deeply") from None
     except (TypeError, ValueError) as exc:
         raise InvalidWidgetData(
             f"{source} returned data that is not JSON-serialisable: {exc}"
         ) from exc
-    return dict(data)
+    _check_size(size)
+    return dict(data), size
+
+
+def _check_size(size: int) -> None:
+    limit = int(conf.get("MAX_DATA_BYTES"))
+    if size > limit:
+        raise InvalidWidgetData(f"data is {_bytes(size)}, over the {_bytes(limit)} limit")
+
+
+def _bytes(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    return f"{size / 1024:.0f} KB" if size >= 1024 else f"{size} bytes"
 
 
 def _short(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, InvalidWidgetData) else str(exc)
+    if isinstance(exc, InvalidWidgetData):
+        text = str(exc)
+    else:
+        message = str(exc)
+        text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return text if len(text) <= _ERROR_MAX else text[: _ERROR_MAX - 1] + "…"
 
 
@@ -223,7 +257,6 @@ class _Flight:
         "key",
         "loop",
         "started",
-        "task",
         "timeout",
     )
 
@@ -232,13 +265,12 @@ class _Flight:
         self.timeout = timeout
         self.started = time.monotonic()
         self.deadline = self.started + timeout
-        self.task: asyncio.Task | None = None
         self.loop = loop
         self.future: asyncio.Future[Outcome] = loop.create_future()
         self._shared: concurrent.futures.Future[Outcome] | None = None
         self._outcome: Outcome | None = None
         self._lock = threading.Lock()
-        self._timer = loop.call_at(loop.time() + timeout, self._expire)
+        self._timer = loop.call_at(loop.time() + timeout, self.expire)
 
     @property
     def outcome(self) -> Outcome | None:
@@ -264,12 +296,16 @@ class _Flight:
             elapsed_ms=(time.monotonic() - self.started) * 1000,
         )
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The deadline: "timed out", unless there is an outcome already (from any thread).
+
+        Called by the flight's timer, and by an async widget's task cancelled at the same
+        deadline by the widget loop's own timer (:func:`_spawned`), whichever comes first. A
+        sync widget's thread cannot be stopped.
+        """
         if self._outcome is None:
             logger.warning("Dashboard widget %s timed out after %.3g s", self.key, self.timeout)
             self.finish(self.timed_out())
-            if self.task is not None:
-                self.task.cancel()  # an async widget stops here; a thread cannot be stopped
 
     def finish(self, outcome: Outcome) -> None:
         with self._lock:
@@ -351,6 +387,8 @@ class Engine:
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._writer = _CacheWriter()
+        #: Widgets that blocked the widget loop: key -> (paused until, time.time(); reason).
+        self._paused: dict[str, tuple[float, str]] = {}
 
     # -- resources ------------------------------------------------------------------------
 
@@ -371,6 +409,7 @@ class Engine:
         with self._lock:
             pool, self._pool = self._pool, None
             self._flights.clear()
+            self._paused.clear()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -407,21 +446,37 @@ class Engine:
         stored = stored or {}
         now = time.time()
         contexts: list[asyncio.Future[WidgetContext]] = []
+        async_jobs: list[tuple[Coroutine[Any, Any, None], Callable]] = []
         for registration, cache_key in zip(registrations, cache_keys, strict=True):
             entry = stored.get(cache_key)
             ttl = registration.widget.cache_ttl
+            paused = self.paused(registration.key)
             if entry is not None and ttl and not fresh and now - entry["at"] < ttl:
                 context = self._context(
                     registration, Outcome(OK, entry["data"], None, entry["ms"], entry["at"])
                 )
                 context.cached = True
-                future = loop.create_future()
-                future.set_result(context)
-                contexts.append(future)
+                contexts.append(_done(loop, context))
+            elif paused is not None:
+                outcome = Outcome(ERROR, error=paused)
+                contexts.append(_done(loop, self._context(registration, outcome, entry)))
             else:
-                flight = self._flight(registration, with_extras, loop)
+                flight = self._flight(registration, with_extras, loop, async_jobs)
                 contexts.append(self._context_future(flight, registration, entry, loop))
+        widget_loop.spawn(async_jobs)  # one hand-over for all the async widgets of the batch
         return Batch(contexts)
+
+    def paused(self, key: str) -> str | None:
+        """Why the widget is paused (it blocked the widget loop), or None if it is not."""
+        pause = self._paused.get(key)
+        if pause is None:
+            return None
+        until, reason = pause
+        if time.time() >= until:
+            self._paused.pop(key, None)
+            return None
+        resumes = datetime.fromtimestamp(until, UTC).strftime("%H:%M:%S")
+        return f"{reason}; paused until {resumes} UTC"
 
     async def evaluate(
         self,
@@ -475,9 +530,16 @@ class Engine:
         return float(timeout if timeout is not None else conf.get("WIDGET_TIMEOUT"))
 
     def _flight(
-        self, registration: Registration, with_extras: bool, loop: asyncio.AbstractEventLoop
+        self,
+        registration: Registration,
+        with_extras: bool,
+        loop: asyncio.AbstractEventLoop,
+        async_jobs: list,
     ) -> _Flight:
-        """The widget's flight in progress, or a new one started on ``loop``."""
+        """The widget's flight in progress, or a new one started on ``loop``.
+
+        A new async evaluation is appended to ``async_jobs``, for the caller to spawn.
+        """
         flight_key = (registration.key, with_extras)
         with self._lock:
             flight = self._flights.get(flight_key)
@@ -485,7 +547,7 @@ class Engine:
                 return flight
             flight = _Flight(registration.key, self._timeout(registration), loop)
             self._flights[flight_key] = flight
-        self._start(flight_key, flight, registration, with_extras)
+        self._start(flight_key, flight, registration, with_extras, async_jobs)
         return flight
 
     def _start(
@@ -494,6 +556,7 @@ class Engine:
         flight: _Flight,
         registration: Registration,
         with_extras: bool,
+        async_jobs: list,
     ) -> None:
         def land(_: object = None) -> None:
             with self._lock:
@@ -501,9 +564,8 @@ class Engine:
                     del self._flights[flight_key]
 
         if registration.is_async:
-            flight.task = asyncio.get_running_loop().create_task(
-                self._run_async(flight, registration, with_extras, land)
-            )
+            coroutine = self._run_async(flight, registration, with_extras, land)
+            async_jobs.append((coroutine, functools.partial(_spawned, flight)))
         else:
             try:
                 future = self.pool.submit(self._run_sync, flight, registration, with_extras)
@@ -528,7 +590,7 @@ class Engine:
                     extras = async_to_sync(_await)(extras)
                 data = _merge(data, extras)
             outcome = Outcome(OK, data, elapsed_ms=(time.monotonic() - flight.started) * 1000)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: this card's error only
             outcome = self._failure(registration, exc, flight)
         finally:
             _close_thread_connections()
@@ -541,13 +603,25 @@ class Engine:
     async def _run_async(
         self, flight: _Flight, registration: Registration, with_extras: bool, land
     ) -> None:
-        """Event loop: await an async widget inside its own lane, then release the lane."""
+        """Widget loop: await an async widget inside its own lane, then release the lane."""
         lane = _Lane()
+        meter = StepMeter()
         outcome = Outcome(ERROR, error="evaluation cancelled")
         try:
             async with ThreadSensitiveContext(executor=lane):
-                outcome = await self._call_async(flight, registration, with_extras)
-        except Exception as exc:
+                outcome = await widget_loop.drive(
+                    self._call_async(flight, registration, with_extras), meter
+                )
+            limit = float(conf.get("LOOP_BLOCK_LIMIT"))
+            if meter.longest > limit:  # not interrupted: blocked inside C, or caught it
+                raise LoopBlocked(meter.longest)
+        except (asyncio.CancelledError, GeneratorExit):
+            flight.expire()  # cancelled at the deadline (or the loop is closing)
+            raise
+        except LoopBlocked as exc:
+            exc.seconds = max(exc.seconds, meter.blocked_for())
+            outcome = self._blocked(registration, exc, flight)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: this card's error only
             outcome = self._failure(registration, exc, flight)
         finally:
             flight.finish(outcome)
@@ -583,8 +657,21 @@ class Engine:
     def _kwargs(registration: Registration) -> dict[str, Any]:
         return {"model_class": registration.model} if registration.model is not None else {}
 
+    def _blocked(self, registration: Registration, exc: LoopBlocked, flight: _Flight) -> Outcome:
+        """An async widget held the widget loop: its error, and a pause (no evaluation)."""
+        cooldown = float(conf.get("LOOP_BLOCK_COOLDOWN"))
+        self._paused[registration.key] = (time.time() + cooldown, str(exc))
+        logger.error(
+            "Dashboard widget %s %s without awaiting; paused for %g s",
+            registration.key,
+            exc,
+            cooldown,
+            exc_info=exc,
+        )
+        return Outcome(ERROR, error=str(exc), elapsed_ms=(time.monotonic() - flight.started) * 1000)
+
     @staticmethod
-    def _failure(registration: Registration, exc: Exception, flight: _Flight) -> Outcome:
+    def _failure(registration: Registration, exc: BaseException, flight: _Flight) -> Outcome:
         if isinstance(exc, InvalidWidgetData):
             logger.error("Dashboard widget %s returned invalid data: %s", registration.key, exc)
         else:
@@ -639,6 +726,22 @@ class Engine:
             )
         except Exception:
             logger.exception("Dashboard cache unavailable; result of %s not kept", registration.key)
+
+
+def _done(loop: asyncio.AbstractEventLoop, context: WidgetContext) -> asyncio.Future:
+    future = loop.create_future()
+    future.set_result(context)
+    return future
+
+
+def _spawned(flight: _Flight, task: asyncio.Task) -> None:
+    """Widget loop: cancel a new async evaluation at its flight's deadline.
+
+    The widget loop's own timer, not the server loop's: a caller's loop may be gone by then
+    (``async_to_sync`` closes its loop when the call returns).
+    """
+    handle = task.get_loop().call_later(max(0.0, flight.deadline - time.monotonic()), task.cancel)
+    task.add_done_callback(lambda _: handle.cancel())
 
 
 def _entry(outcome: Outcome) -> dict[str, Any]:
@@ -729,7 +832,11 @@ def _call_closing(fn, kwargs):
 def _merge(data: dict[str, Any], extras: Any) -> dict[str, Any]:
     if extras is None:
         return data
-    return {**data, **validate_data(extras, source="get_api_extras()")}
+    extras, _ = _validated(extras, "get_api_extras()")
+    merged = {**data, **extras}
+    if extras:
+        _check_size(len(json.dumps(merged)))
+    return merged
 
 
 def resolve_url(registration: Registration) -> str | None:
