@@ -68,6 +68,7 @@ WARMUP = 3.0
 KILL_WINDOW = 2.0  # connection errors of requests in flight at the kill, within this long
 REPLACEMENT_SETTLE = 3.0  # a new worker's "start" figures are taken this long after it appears
 SETTLE_TIMEOUT = 40.0  # after the load: time for every dashboard to be back in sync
+REPLACEMENT_TIMEOUT = 15.0  # seconds after the kill for uvicorn to start a new worker
 STOP_TIMEOUT = 5.0  # SIGTERM to the master; then SIGKILL (a healthy stop takes < 1 s)
 IDLE = 2.0  # then this long with no client before the database check
 TARGET_P99_RATIO = 1.2
@@ -836,7 +837,10 @@ async def _inject_faults(phase_seconds, data_dir, redis, workers, say) -> dict[s
     faults["killed_pid"] = victim
     say(f"  fault: worker {victim} killed (SIGKILL)")
     replacement = None
-    while time.monotonic() < begin + phase_seconds:
+    # Until the phase ends; past it (a short run) until the replacement shows, up to 15 s.
+    while time.monotonic() < begin + phase_seconds or (
+        replacement is None and time.monotonic() < faults["kill"] + REPLACEMENT_TIMEOUT
+    ):
         await asyncio.sleep(0.1)
         if replacement is None:
             new = set(await asyncio.to_thread(workers.sample)) - set(victims)
