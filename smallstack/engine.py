@@ -47,7 +47,7 @@ from django.urls import NoReverseMatch, reverse
 
 from smallstack import conf
 from smallstack.displays import DashboardWidget
-from smallstack.registry import Registration
+from smallstack.registry import Registration, template_for
 from smallstack.widget_loop import LoopBlocked, StepMeter, WidgetLoop
 
 logger = logging.getLogger("smallstack.dashboard")
@@ -122,7 +122,8 @@ def _bytes(size: int) -> str:
     return f"{size / 1024:.0f} KB" if size >= 1024 else f"{size} bytes"
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
+    """An exception as a card shows it: ``Type: message``, at most a few hundred characters."""
     if isinstance(exc, InvalidWidgetData):
         text = str(exc)
     else:
@@ -183,8 +184,7 @@ class WidgetContext:
 
     @property
     def template_name(self) -> str:
-        widget = self.widget
-        return widget.template_name or f"smallstack/widgets/{widget.widget_type}.html"
+        return template_for(self.widget)
 
     @property
     def status(self) -> str | None:
@@ -570,7 +570,7 @@ class Engine:
             try:
                 future = self.pool.submit(self._run_sync, flight, registration, with_extras)
             except RuntimeError as exc:  # pool shut down by reset()
-                flight.finish(Outcome(ERROR, error=_short(exc)))
+                flight.finish(Outcome(ERROR, error=short_error(exc)))
                 land()
             else:
                 future.add_done_callback(land)
@@ -677,7 +677,7 @@ class Engine:
         else:
             logger.exception("Dashboard widget %s raised", registration.key, exc_info=exc)
         return Outcome(
-            ERROR, error=_short(exc), elapsed_ms=(time.monotonic() - flight.started) * 1000
+            ERROR, error=short_error(exc), elapsed_ms=(time.monotonic() - flight.started) * 1000
         )
 
     # -- contexts and cache ---------------------------------------------------------------

@@ -26,9 +26,8 @@ from typing import Any, Protocol
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.core.cache import caches
-from django.template.loader import render_to_string
 
-from smallstack import conf
+from smallstack import cards, conf
 from smallstack.engine import WidgetContext, digest, engine, stable_item
 from smallstack.loops import PerLoop
 from smallstack.registry import Registration
@@ -46,8 +45,8 @@ _RECOVERY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def render_card(context: WidgetContext) -> str:
-    """The card's HTML, from the same template the page includes."""
-    return render_to_string(context.template_name, {"w": context})
+    """The card's HTML, as the page renders it (a failing template: that card in error)."""
+    return cards.render_card(context)
 
 
 async def update_message(context: WidgetContext) -> dict[str, Any]:

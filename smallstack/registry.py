@@ -10,11 +10,21 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
+from django.template import TemplateDoesNotExist, TemplateSyntaxError
+from django.template.loader import get_template
 from django.utils.text import slugify
 
 from smallstack.displays import DashboardWidget
 
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: What a group or an app label must look like to be a segment of its page's URL
+#: (``/smallstack/group/<str:group>/``, ``/smallstack/app/<str:app_label>/``).
+URL_SEGMENT_RE = re.compile(r"[^/]+")
+
+
+def template_for(widget: DashboardWidget) -> str:
+    """The template a widget's card renders with: ``template_name``, else by ``widget_type``."""
+    return widget.template_name or f"smallstack/widgets/{widget.widget_type}.html"
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +69,38 @@ def _validate(widget: DashboardWidget) -> None:
         raise ImproperlyConfigured(
             f"{name}.key {widget.key!r} may hold only letters, digits, '.', '_' and '-'"
         )
+    _check_template(widget)
+
+
+def _check_template(widget: DashboardWidget) -> None:
+    """The card's template must exist and compile: a page cannot render without it."""
+    name = type(widget).__name__
+    template = template_for(widget)
+    chosen_by = (
+        f"template_name {widget.template_name!r}"
+        if widget.template_name
+        else f"widget_type {widget.widget_type!r}"
+    )
+    try:
+        get_template(template)
+    except TemplateDoesNotExist:
+        raise ImproperlyConfigured(
+            f"{name}: no template {template!r} (chosen by its {chosen_by})"
+        ) from None
+    except TemplateSyntaxError as exc:
+        raise ImproperlyConfigured(
+            f"{name}: template {template!r} does not compile: {exc}"
+        ) from exc
+
+
+def _check_url_segment(widget: DashboardWidget, what: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not URL_SEGMENT_RE.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{type(widget).__name__}: {what} {value!r} cannot be part of its page's URL; "
+            "use a non-empty string without '/'"
+        )
 
 
 def _app_label_of(widget: DashboardWidget) -> str:
@@ -98,10 +140,13 @@ class WidgetRegistry:
             )
             if part
         )
+        group = group or widget.group
+        _check_url_segment(widget, "group", group)
+        _check_url_segment(widget, "app label", app_label)
         registration = Registration(
             widget=widget,
             key=key,
-            group=group or widget.group,
+            group=group,
             app_label=app_label,
             model=model,
             default_url_name=default_url_name,

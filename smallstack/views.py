@@ -9,33 +9,16 @@ times out. ``?wait=1`` waits for every widget instead (the page's ``<noscript>``
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from smallstack import conf, dashboard
 from smallstack.access import staff_required
+from smallstack.cards import Placeholder
 from smallstack.engine import WidgetContext, engine
 from smallstack.live import SOCKET_PATH
 from smallstack.registry import Registration
-
-
-@dataclass
-class Placeholder:
-    """A card still being evaluated: rendered as a skeleton with its title."""
-
-    registration: Registration
-    state: str = "pending"
-    template_name: str = "smallstack/widgets/placeholder.html"
-
-    @property
-    def key(self) -> str:
-        return self.registration.key
-
-    @property
-    def widget(self):
-        return self.registration.widget
 
 
 async def evaluate_within(

@@ -1,0 +1,80 @@
+"""Rendering cards, so that a broken widget template costs only its own card.
+
+A widget picks its template with ``widget_type`` or ``template_name``; a template that exists
+(the registry checks that much) can still fail while rendering: a filter that raises, a missing
+``{% include %}``, a property of the widget that raises. :func:`render_card` then logs the traceback
+with the widget's key and renders the default card in error instead ("template … failed: …"):
+the page, its other cards and the live push carry on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from django.template import Context
+from django.template.loader import render_to_string
+
+from smallstack.engine import ERROR, WidgetContext, short_error
+from smallstack.registry import Registration
+
+logger = logging.getLogger("smallstack.dashboard")
+
+#: The card every widget gets unless it chooses another template.
+DEFAULT_TEMPLATE = "smallstack/widgets/card.html"
+
+
+@dataclasses.dataclass
+class Placeholder:
+    """A card still being evaluated: rendered as a skeleton with its title."""
+
+    registration: Registration
+    state: str = "pending"
+    template_name: str = "smallstack/widgets/placeholder.html"
+
+    @property
+    def key(self) -> str:
+        return self.registration.key
+
+    @property
+    def widget(self):
+        return self.registration.widget
+
+
+Card = WidgetContext | Placeholder
+
+
+def render_card(card: Card, context: Context | None = None) -> str:
+    """The card's HTML; the default card in error if its own template fails.
+
+    ``context``: the page's template context (the card then sees it, as with ``{% include %}``);
+    without one the card renders alone (the live push).
+    """
+    name = card.template_name
+    try:
+        return _render(name, card, context)
+    except Exception as exc:
+        logger.exception("Dashboard widget %s: its template %s failed", card.key, name)
+        problem = f"template {name} failed: {short_error(exc)}"
+    return _render(DEFAULT_TEMPLATE, _in_error(card, problem), context)
+
+
+def _render(name: str, card: Card, context: Context | None) -> str:
+    if context is None:
+        return render_to_string(name, {"w": card})
+    template = context.template.engine.get_template(name)
+    with context.push(w=card):
+        return template.render(context)
+
+
+def _in_error(card: Card, problem: str) -> WidgetContext:
+    if isinstance(card, WidgetContext):
+        return dataclasses.replace(card, state=ERROR, error=problem)
+    return WidgetContext(
+        registration=card.registration,
+        state=ERROR,
+        data=None,
+        error=problem,
+        elapsed_ms=0.0,
+        evaluated_at=None,
+    )
