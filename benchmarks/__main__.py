@@ -15,3 +15,7 @@ live.main()
 from benchmarks import api  # noqa: E402
 
 api.main()
+
+from benchmarks import stall  # noqa: E402
+
+stall.main()

@@ -160,6 +160,8 @@ SMALLSTACK_DASHBOARD = {
     "WIDGET_TIMEOUT": float(env_str("SMALLSTACK_WIDGET_TIMEOUT", "3")),
     "THREAD_POOL_SIZE": int(env_str("SMALLSTACK_THREAD_POOL_SIZE", "32")),
     "RENDER_BUDGET": float(env_str("SMALLSTACK_RENDER_BUDGET", "0.3")),
+    "LOOP_BLOCK_LIMIT": float(env_str("SMALLSTACK_LOOP_BLOCK_LIMIT", "0.5")),
+    "LOOP_BLOCK_COOLDOWN": float(env_str("SMALLSTACK_LOOP_BLOCK_COOLDOWN", "60")),
     # With Redis, interval refreshes take a short per-widget lock there: once per period in all.
     "REFRESH_LOCK_URL": REDIS_URL,
 }
