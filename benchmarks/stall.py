@@ -32,7 +32,8 @@ SECONDS = float(os.environ.get("STALL_SECONDS", "8"))
 TARGET_P99_S = 0.25
 
 
-def _login_times(url: str, seconds: float) -> list[float]:
+def login_times(url: str, seconds: float) -> list[float]:
+    """Durations of ``GET /accounts/login/``, one request after another, for ``seconds``."""
     times = []
     with httpx.Client(base_url=url, timeout=60) as client:
         end = time.monotonic() + seconds
@@ -59,12 +60,12 @@ def _row(data_dir: Path, name: str, spin: bool, **env: str) -> dict:
                 answers.append(item["error"] or item["state"])
 
     try:
-        _login_times(server.url, 1.0)  # warm up
+        login_times(server.url, 1.0)  # warm up
         spinner = threading.Thread(target=spin_widget, daemon=True)
         if spin:
             spinner.start()
             time.sleep(0.2)
-        times = _login_times(server.url, SECONDS)
+        times = login_times(server.url, SECONDS)
         stop.set()
         if spin:
             spinner.join(30)

@@ -135,3 +135,10 @@ class LiveServer:
         )
         assert response.status_code == 302, response.text
         return client
+
+
+def start_with_api_key(data_dir: Path, settings: str, key_name: str) -> tuple[LiveServer, str]:
+    """A uvicorn process serving ``settings`` over a fresh database, and a staff API key for it."""
+    environ = prepare_data_dir(data_dir, DJANGO_SETTINGS_MODULE=settings)
+    key = create_api_key(environ, key_name)
+    return LiveServer(environ).start(), key

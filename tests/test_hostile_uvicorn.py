@@ -11,18 +11,17 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from benchmarks.stall import login_times
 from tests.hostileapp.apps import EXITS, HUGE, SPINS
 
 
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory):
-    from tests.servers import LiveServer, create_api_key, prepare_data_dir
+    from tests.servers import start_with_api_key
 
-    environ = prepare_data_dir(
-        tmp_path_factory.mktemp("hostile"), DJANGO_SETTINGS_MODULE="tests.hostile_settings"
+    live, key = start_with_api_key(
+        tmp_path_factory.mktemp("hostile"), "tests.hostile_settings", "hostile-test"
     )
-    key = create_api_key(environ, "hostile-test")
-    live = LiveServer(environ).start()
     yield live, httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"})
     live.stop()
 
@@ -76,25 +75,13 @@ def test_exit_and_interrupt_are_card_errors_and_the_process_lives_on(hostile_ser
     assert "Traceback" in log and "SystemExit: 4" in log
 
 
-def _login_times(url: str, seconds: float) -> list[float]:
-    times = []
-    with httpx.Client(base_url=url, timeout=30) as client:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            started = time.monotonic()
-            assert client.get("/accounts/login/").status_code == 200
-            times.append(time.monotonic() - started)
-            time.sleep(0.02)
-    return times
-
-
 def _p99(times: list[float]) -> float:
     return statistics.quantiles(times, n=100)[98] if len(times) > 1 else times[0]
 
 
 def test_a_cpu_bound_async_widget_does_not_stall_the_server(hostile_server):
     live, api = hostile_server
-    baseline = _login_times(live.url, 1.0)
+    baseline = login_times(live.url, 1.0)
     results: dict[str, object] = {}
 
     def ask_widget() -> None:
@@ -105,7 +92,7 @@ def test_a_cpu_bound_async_widget_does_not_stall_the_server(hostile_server):
     asker = threading.Thread(target=ask_widget)
     asker.start()
     time.sleep(0.05)
-    during = _login_times(live.url, 1.5)
+    during = login_times(live.url, 1.5)
     asker.join(30)
     # Before the widget loop: 5.0 s (the login page waited for the widget to stop spinning).
     assert max(during) < 1.0, f"login page: max {max(during):.2f} s while the widget spun"

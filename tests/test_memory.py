@@ -170,13 +170,11 @@ def _rss_mb(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def big_server(tmp_path_factory):
-    from tests.servers import LiveServer, create_api_key, prepare_data_dir
+    from tests.servers import start_with_api_key
 
-    environ = prepare_data_dir(
-        tmp_path_factory.mktemp("memory"), DJANGO_SETTINGS_MODULE="tests.memory_settings"
+    live, key = start_with_api_key(
+        tmp_path_factory.mktemp("memory"), "tests.memory_settings", "memory-test"
     )
-    key = create_api_key(environ, "memory-test")
-    live = LiveServer(environ).start()
     yield live, key
     live.stop()
 
