@@ -36,6 +36,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from smallstack import conf, live
 from smallstack.refresher import refresher
+from smallstack.registry import registry
 
 logger = logging.getLogger("smallstack.live")
 
@@ -187,8 +188,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return message
 
     async def _subscribe(self, message: dict[str, Any]) -> None:
-        from smallstack.dashboard import registry
-
         unknown = set(message) - {"type", "group", "app"}
         if unknown:
             raise ClientError(f"unexpected field(s) in subscribe: {', '.join(sorted(unknown))}")
@@ -227,8 +226,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.scope_filters = filters
 
     def _start_snapshot(self, message: dict[str, Any]) -> None:
-        from smallstack.dashboard import registry
-
         keys = message.get("keys")
         if keys is None:
             wanted = self.keys
@@ -253,8 +250,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self._send({"type": "snapshot.done", "count": count})
 
     async def _refresh(self, message: dict[str, Any]) -> None:
-        from smallstack.dashboard import registry
-
         key = message.get("key")
         if not isinstance(key, str):
             raise ClientError("'key' must be a widget key")
@@ -333,6 +328,4 @@ async def _cancel_surely(awaitable: Any) -> Any:
 
 
 def live_registrations(**filters: Any):
-    from smallstack.dashboard import registry
-
     return registry.select(**filters)

@@ -15,7 +15,7 @@ from django.db.models import Model
 from smallstack.displays import DashboardWidget
 from smallstack.engine import WidgetContext, engine
 from smallstack.live import arefresh, refresh
-from smallstack.registry import Registration, WidgetRegistry
+from smallstack.registry import Registration, registry
 
 __all__ = [
     "DashboardWidgetsMixin",
@@ -28,10 +28,6 @@ __all__ = [
     "registry",
     "unregister",
 ]
-
-#: The process-wide registry that the pages, the API and the live push read.
-registry = WidgetRegistry()
-
 
 def register(widget: DashboardWidget, **options: Any) -> Registration:
     """Register a standalone widget (call it from ``AppConfig.ready()``).

@@ -30,7 +30,7 @@ from django.core.cache import caches
 from smallstack import cards, conf
 from smallstack.engine import WidgetContext, digest, engine, stable_item
 from smallstack.loops import PerLoop
-from smallstack.registry import Registration
+from smallstack.registry import Registration, registry
 
 logger = logging.getLogger("smallstack.live")
 
@@ -248,8 +248,6 @@ async def _group_send(event: dict[str, Any]) -> None:
 
 
 def _registration(key: str) -> Registration:
-    from smallstack.dashboard import registry
-
     registration = registry.get(key)
     if registration is None:
         raise KeyError(f"No dashboard widget is registered with key {key!r}")

@@ -20,7 +20,9 @@ from collections import Counter
 from collections.abc import Iterable
 
 from smallstack import conf
+from smallstack.live import arefresh
 from smallstack.loops import PerLoop
+from smallstack.registry import registry
 
 logger = logging.getLogger("smallstack.live")
 
@@ -77,8 +79,6 @@ class Refresher:
 
     def watch(self, keys: Iterable[str]) -> None:
         """One more socket watches these widgets; start the interval task of any that need one."""
-        from smallstack.dashboard import registry
-
         for key in keys:
             registration = registry.get(key)
             if (
@@ -106,9 +106,6 @@ class Refresher:
         return {key for key, task in self.tasks.items() if not task.done()}
 
     async def _run(self, key: str) -> None:
-        from smallstack.dashboard import registry
-        from smallstack.live import arefresh
-
         registration = registry.get(key)
         interval = float(registration.widget.refresh_interval) if registration else 0.0
         delay = interval

@@ -1,4 +1,8 @@
-"""Which widgets exist: the registry every dashboard surface reads from."""
+"""Which widgets exist: :class:`WidgetRegistry`, and :data:`registry`, the one every surface reads.
+
+Like ``django.contrib.admin``'s ``site`` beside ``AdminSite``: the class for those who need
+another (tests, benchmarks), the instance for everyone else.
+"""
 
 from __future__ import annotations
 
@@ -211,3 +215,7 @@ class WidgetRegistry:
 
     def app_labels(self) -> list[str]:
         return sorted({r.app_label for r in self._registry.values() if r.app_label})
+
+
+#: The process-wide registry that the pages, the API and the live push read.
+registry = WidgetRegistry()
