@@ -15,7 +15,7 @@ import logging
 from django.template import Context
 from django.template.loader import render_to_string
 
-from smallstack.engine import ERROR, WidgetContext, short_error
+from smallstack.contract import State, WidgetContext, short_error
 from smallstack.registry import Registration
 
 logger = logging.getLogger("smallstack.dashboard")
@@ -69,10 +69,10 @@ def _render(name: str, card: Card, context: Context | None) -> str:
 
 def _in_error(card: Card, problem: str) -> WidgetContext:
     if isinstance(card, WidgetContext):
-        return dataclasses.replace(card, state=ERROR, error=problem)
+        return dataclasses.replace(card, state=State.ERROR, error=problem)
     return WidgetContext(
         registration=card.registration,
-        state=ERROR,
+        state=State.ERROR,
         data=None,
         error=problem,
         elapsed_ms=0.0,

@@ -12,8 +12,9 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.db.models import Model
 
+from smallstack.contract import WidgetContext
 from smallstack.displays import DashboardWidget
-from smallstack.engine import WidgetContext, engine
+from smallstack.engine import engine
 from smallstack.live import arefresh, refresh
 from smallstack.registry import Registration, registry
 
@@ -28,6 +29,7 @@ __all__ = [
     "registry",
     "unregister",
 ]
+
 
 def register(widget: DashboardWidget, **options: Any) -> Registration:
     """Register a standalone widget (call it from ``AppConfig.ready()``).

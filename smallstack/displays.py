@@ -1,10 +1,15 @@
-"""The base class that every dashboard widget derives from."""
+"""The base class that every dashboard widget derives from, and the error its data rules raise."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import Model
+
+
+class InvalidWidgetData(ValueError):
+    """A widget returned data its card cannot show; the message says what was wrong."""
 
 
 class DashboardWidget:
@@ -51,6 +56,26 @@ class DashboardWidget:
     def get_api_extras(self, model_class: type[Model] | None = None) -> dict[str, Any] | None:
         """Return data added to the API item only (never to the HTML card)."""
         return None
+
+    def clean_data(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Check ``get_data()``'s result against this widget type's rules; return what to keep.
+
+        Raise :class:`InvalidWidgetData` to reject it. The default card shows a string
+        ``headline`` and, optionally, a string ``detail`` and ``status``; a widget type with
+        another template (a sparkline, a list) overrides this with its own rules. Whatever the
+        type, the data must also be JSON-serialisable and within ``MAX_DATA_BYTES``.
+        """
+        headline = data.get("headline")
+        if not isinstance(headline, str):
+            found = type(headline).__name__ if "headline" in data else "nothing"
+            raise InvalidWidgetData(f"get_data() must return a string 'headline', got {found}")
+        for name in ("detail", "status"):
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidWidgetData(
+                    f"get_data() '{name}' must be a string or None, got {type(value).__name__}"
+                )
+        return data
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.title!r}>"

@@ -15,9 +15,12 @@ How one evaluation runs:
   evaluation. A sync widget that hangs therefore holds one pool thread, however often it is asked
   for, and requests arriving after its deadline get "timed out" at once.
 - Whatever a widget raises, ``SystemExit`` and ``KeyboardInterrupt`` included, becomes its card's
-  error; data over ``MAX_DATA_BYTES`` (serialised) too.
+  error; so does data that breaks the rules of :mod:`smallstack.contract`.
 - Good results go to Django's cache: reused while younger than the widget's ``cache_ttl``, and
   shown marked stale when a later evaluation fails.
+
+What a result is (states, data rules, :class:`~smallstack.contract.WidgetContext`, the item
+shape) is :mod:`smallstack.contract`'s business; this module only evaluates.
 """
 
 from __future__ import annotations
@@ -26,14 +29,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-import hashlib
-import json
 import logging
 import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,187 +44,39 @@ from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import setting_changed
 from django.db import connections
-from django.urls import NoReverseMatch, reverse
 
 from smallstack import conf
-from smallstack.displays import DashboardWidget
-from smallstack.registry import Registration, template_for
+from smallstack.contract import (
+    InvalidWidgetData,
+    State,
+    WidgetContext,
+    merge_extras,
+    resolve_url,
+    short_error,
+    validate_data,
+    validate_extras,
+)
+from smallstack.registry import Registration
 from smallstack.widget_loop import LoopBlocked, StepMeter, WidgetLoop
 
 logger = logging.getLogger("smallstack.dashboard")
 
-OK, TIMEOUT, ERROR = "ok", "timeout", "error"
-KNOWN_STATUSES = frozenset({"ok", "warning", "error", "unknown"})
-_ERROR_MAX = 300
+OK, TIMEOUT, ERROR = State.OK, State.TIMEOUT, State.ERROR
 
 
 #: The event loop async widgets run on (see :mod:`smallstack.widget_loop`).
 widget_loop = WidgetLoop(lambda: float(conf.get("LOOP_BLOCK_LIMIT")))
-
-#: Item fields that change with every evaluation while the card shows the same thing.
-VOLATILE_ITEM_FIELDS = frozenset({"elapsed_ms", "evaluated_at"})
-
-
-def stable_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An item (:meth:`WidgetContext.as_item`) without its volatile fields."""
-    return {name: value for name, value in item.items() if name not in VOLATILE_ITEM_FIELDS}
-
-
-def digest(value: Any) -> str:
-    """SHA-256 hex of a JSON value, independent of key order."""
-    encoded = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(encoded.encode()).hexdigest()
-
-
-class InvalidWidgetData(ValueError):
-    """``get_data()`` returned something a card cannot show."""
-
-
-def validate_data(data: Any, *, source: str = "get_data()") -> dict[str, Any]:
-    """Check that a widget returned a JSON-serialisable dict a card can show; return a copy."""
-    return _validated(data, source)[0]
-
-
-def _validated(data: Any, source: str) -> tuple[dict[str, Any], int]:
-    """:func:`validate_data`, plus the data's serialised size in bytes."""
-    if not isinstance(data, Mapping):
-        raise InvalidWidgetData(f"{source} returned {type(data).__name__}, expected a dict")
-    if source == "get_data()":
-        if not isinstance(data.get("headline"), str):
-            found = type(data.get("headline")).__name__ if "headline" in data else "nothing"
-            raise InvalidWidgetData(f"{source} must return a string 'headline', got {found}")
-        for name in ("detail", "status"):
-            value = data.get(name)
-            if value is not None and not isinstance(value, str):
-                raise InvalidWidgetData(
-                    f"{source} '{name}' must be a string or None, got {type(value).__name__}"
-                )
-    try:
-        size = len(json.dumps(data, allow_nan=False))  # ASCII: characters are bytes
-    except RecursionError:
-        raise InvalidWidgetData(f"{source} returned data nested too deeply") from None
-    except (TypeError, ValueError) as exc:
-        raise InvalidWidgetData(
-            f"{source} returned data that is not JSON-serialisable: {exc}"
-        ) from exc
-    _check_size(size)
-    return dict(data), size
-
-
-def _check_size(size: int) -> None:
-    limit = int(conf.get("MAX_DATA_BYTES"))
-    if size > limit:
-        raise InvalidWidgetData(f"data is {_bytes(size)}, over the {_bytes(limit)} limit")
-
-
-def _bytes(size: int) -> str:
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MB"
-    return f"{size / 1024:.0f} KB" if size >= 1024 else f"{size} bytes"
-
-
-def short_error(exc: BaseException) -> str:
-    """An exception as a card shows it: ``Type: message``, at most a few hundred characters."""
-    if isinstance(exc, InvalidWidgetData):
-        text = str(exc)
-    else:
-        message = str(exc)
-        text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return text if len(text) <= _ERROR_MAX else text[: _ERROR_MAX - 1] + "…"
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What one evaluation produced."""
 
-    state: str
+    state: State
     data: dict[str, Any] | None = None
     error: str | None = None
     elapsed_ms: float = 0.0
     at: float = field(default_factory=time.time)
-
-
-@dataclass
-class WidgetContext:
-    """A widget together with the result of its latest evaluation, ready to render."""
-
-    registration: Registration
-    state: str
-    data: dict[str, Any] | None
-    error: str | None
-    elapsed_ms: float
-    #: When ``data`` was produced (for stale data: when the last good evaluation ran).
-    evaluated_at: datetime | None
-    stale: bool = False
-    cached: bool = False
-    url: str | None = None
-
-    @property
-    def widget(self) -> DashboardWidget:
-        return self.registration.widget
-
-    @property
-    def key(self) -> str:
-        return self.registration.key
-
-    @property
-    def model(self):
-        return self.registration.model
-
-    @property
-    def model_name(self) -> str | None:
-        return self.registration.model_name
-
-    @property
-    def group(self) -> str | None:
-        return self.registration.group
-
-    @property
-    def app_label(self) -> str | None:
-        return self.registration.app_label
-
-    @property
-    def template_name(self) -> str:
-        return template_for(self.widget)
-
-    @property
-    def status(self) -> str | None:
-        """The widget's own ``status`` value, if it set one."""
-        return self.data.get("status") if self.data else None
-
-    @property
-    def status_class(self) -> str:
-        """CSS modifier for the badge: a known status, or "other" (neutral)."""
-        return self.status if self.status in KNOWN_STATUSES else "other"
-
-    @property
-    def age_seconds(self) -> float | None:
-        if self.evaluated_at is None:
-            return None
-        return max(0.0, (datetime.now(UTC) - self.evaluated_at).total_seconds())
-
-    def as_item(self) -> dict[str, Any]:
-        """The JSON shape shared by the API and the live push."""
-        widget = self.widget
-        return {
-            "key": self.key,
-            "title": widget.title,
-            "icon": widget.icon,
-            "url": self.url,
-            "order": widget.order,
-            "group": self.group,
-            "app_label": self.app_label,
-            "model_name": self.model_name,
-            "span": widget.span,
-            "widget_type": widget.widget_type,
-            "on_dashboard": widget.on_dashboard,
-            "state": self.state,
-            "stale": self.stale,
-            "error": self.error,
-            "elapsed_ms": round(self.elapsed_ms, 3),
-            "evaluated_at": self.evaluated_at.isoformat() if self.evaluated_at else None,
-            "data": self.data,
-        }
 
 
 @dataclass
@@ -583,12 +436,12 @@ class Engine:
             if asyncio.iscoroutine(data):
                 data.close()
                 raise InvalidWidgetData("get_data() returned a coroutine from a plain def")
-            data = validate_data(data)
+            data = validate_data(widget, data)
             if with_extras:
                 extras = widget.get_api_extras(**kwargs)
                 if asyncio.iscoroutine(extras):
                     extras = async_to_sync(_await)(extras)
-                data = _merge(data, extras)
+                data = merge_extras(data, validate_extras(extras))
             outcome = Outcome(OK, data, elapsed_ms=(time.monotonic() - flight.started) * 1000)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt: this card's error only
             outcome = self._failure(registration, exc, flight)
@@ -641,7 +494,7 @@ class Engine:
     ) -> Outcome:
         """Await an async widget. No timeout here: the flight's timer cancels the task."""
         widget, kwargs = registration.widget, self._kwargs(registration)
-        data = validate_data(await widget.get_data(**kwargs))
+        data = validate_data(widget, await widget.get_data(**kwargs))
         if with_extras:
             extras = widget.get_api_extras(**kwargs)
             if asyncio.iscoroutine(extras):
@@ -650,7 +503,7 @@ class Engine:
                 extras = await asyncio.get_running_loop().run_in_executor(
                     self.pool, _call_closing, widget.get_api_extras, kwargs
                 )
-            data = _merge(data, extras)
+            data = merge_extras(data, validate_extras(extras))
         return Outcome(OK, data, elapsed_ms=(time.monotonic() - flight.started) * 1000)
 
     @staticmethod
@@ -827,32 +680,6 @@ def _call_closing(fn, kwargs):
         return fn(**kwargs)
     finally:
         _close_thread_connections()
-
-
-def _merge(data: dict[str, Any], extras: Any) -> dict[str, Any]:
-    if extras is None:
-        return data
-    extras, _ = _validated(extras, "get_api_extras()")
-    merged = {**data, **extras}
-    if extras:
-        _check_size(len(json.dumps(merged)))
-    return merged
-
-
-def resolve_url(registration: Registration) -> str | None:
-    """The card's link: the widget's ``url_name``, else the registration's default."""
-    widget = registration.widget
-    if widget.url_name:
-        name, kwargs = widget.url_name, widget.url_kwargs or {}
-    elif registration.default_url_name:
-        name, kwargs = registration.default_url_name, registration.default_url_kwargs
-    else:
-        return None
-    try:
-        return reverse(name, kwargs=kwargs)
-    except NoReverseMatch:
-        logger.warning("Dashboard widget %s links to unknown URL %r", registration.key, name)
-        return None
 
 
 engine = Engine()

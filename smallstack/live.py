@@ -28,7 +28,8 @@ from channels.layers import get_channel_layer
 from django.core.cache import caches
 
 from smallstack import cards, conf
-from smallstack.engine import WidgetContext, digest, engine, stable_item
+from smallstack.contract import WidgetContext, digest, stable_item
+from smallstack.engine import engine
 from smallstack.loops import PerLoop
 from smallstack.registry import Registration, registry
 

@@ -16,7 +16,8 @@ from django.template.response import TemplateResponse
 from smallstack import conf, dashboard
 from smallstack.access import staff_required
 from smallstack.cards import Placeholder
-from smallstack.engine import WidgetContext, engine
+from smallstack.contract import WidgetContext
+from smallstack.engine import engine
 from smallstack.live import SOCKET_PATH
 from smallstack.registry import Registration
 

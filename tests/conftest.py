@@ -96,6 +96,13 @@ def staff_client(client, staff_user):
 
 
 @pytest.fixture
+async def staff_async_client(async_client, staff_user):
+    """Django's async test client (through the ASGI handler), signed in as a staff member."""
+    await async_client.aforce_login(staff_user)
+    return async_client
+
+
+@pytest.fixture
 def plain_user(django_user_model):
     return django_user_model.objects.create_user("plain", password="pw-plain-123")
 

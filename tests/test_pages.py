@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SVG = '<svg viewBox="0 0 24 24" data-test="icon"><path d="M0 0h24v24H0z"/></svg>'
 
 
-@pytest.fixture
-async def staff_async_client(async_client, staff_user):
-    await async_client.aforce_login(staff_user)
-    return async_client
-
-
 @pytest.mark.parametrize(
     "path", ["/smallstack/", "/smallstack/group/Monitoring/", "/smallstack/app/smallstack/"]
 )

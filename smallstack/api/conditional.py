@@ -16,7 +16,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.http import parse_etags
 
-from smallstack.engine import digest, stable_item
+from smallstack.contract import digest, stable_item
 
 CACHE_CONTROL = "private, no-cache"
 

@@ -12,8 +12,15 @@ from pydantic import BeforeValidator
 
 from smallstack import dashboard
 from smallstack.api.conditional import etag_for, not_modified, set_headers
-from smallstack.api.schemas import Message, StatusSummary, WidgetItem, WidgetList
-from smallstack.engine import ERROR, OK, WidgetContext, engine
+from smallstack.api.schemas import (
+    Message,
+    StatusSummary,
+    ValidationErrors,
+    WidgetItem,
+    WidgetList,
+)
+from smallstack.contract import State, WidgetContext
+from smallstack.engine import engine
 
 router = Router(tags=["dashboard"])
 
@@ -82,7 +89,14 @@ def _json(payload: dict[str, Any], etag: str) -> HttpResponse:
 
 @_get_and_head(
     "/widgets/",
-    response={200: WidgetList, 304: None, 404: Message},
+    response={
+        200: WidgetList,
+        304: None,
+        401: Message,
+        403: Message,
+        404: Message,
+        422: ValidationErrors,
+    },
     summary="All widgets, evaluated",
 )
 async def list_widgets(
@@ -108,7 +122,7 @@ async def list_widgets(
 
 @_get_and_head(
     "/widgets/{key}/",
-    response={200: WidgetItem, 304: None, 404: Message},
+    response={200: WidgetItem, 304: None, 401: Message, 403: Message, 404: Message},
     summary="One widget, evaluated",
 )
 async def get_widget(request: HttpRequest, key: str):
@@ -126,12 +140,20 @@ async def get_widget(request: HttpRequest, key: str):
 
 
 def _failing(context: WidgetContext) -> bool:
-    return context.state != OK or context.status == ERROR
+    return context.state != State.OK or context.status == "error"
 
 
 @_get_and_head(
     "/status/",
-    response={200: StatusSummary, 304: None, 503: StatusSummary, 404: Message},
+    response={
+        200: StatusSummary,
+        304: None,
+        401: Message,
+        403: Message,
+        404: Message,
+        422: ValidationErrors,
+        503: StatusSummary,
+    },
     summary="Health summary for uptime monitors",
 )
 async def status(
@@ -148,7 +170,7 @@ async def status(
     """
     started = time.perf_counter()
     contexts = await _contexts(group, app, dashboard_only)
-    states = {OK: 0, "timeout": 0, ERROR: 0}
+    states = {str(state): 0 for state in State}
     statuses: dict[str, int] = {}
     for context in contexts:
         states[context.state] = states.get(context.state, 0) + 1
