@@ -22,6 +22,7 @@ from django.db.models import Field, Model
 from django.forms import ModelForm
 from django.utils.module_loading import autodiscover_modules
 
+from explorer.forms import model_form_class
 from smallstack import dashboard
 from smallstack.displays import DashboardWidget
 from smallstack.registry import Registration
@@ -98,9 +99,12 @@ class ModelInfo:
     @cached_property
     def form_class(self) -> type[ModelForm]:
         """The ``ModelForm`` of the create and edit pages."""
-        from explorer.forms import model_form_class
-
-        return model_form_class(self)
+        return model_form_class(
+            self.model,
+            form=self.option("form"),
+            fields=self.form_fields,
+            exclude=self.form_exclude,
+        )
 
     @property
     def list_fields(self) -> list[str]:
