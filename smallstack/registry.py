@@ -55,6 +55,10 @@ class Registration:
         return iscoroutinefunction(self.widget.get_data)
 
 
+class UnknownScope(LookupError):
+    """A group or app label that no registered widget belongs to (a 404 on pages and the API)."""
+
+
 def _validate(widget: DashboardWidget) -> None:
     name = type(widget).__name__
     if not isinstance(widget, DashboardWidget):
@@ -209,6 +213,27 @@ class WidgetRegistry:
             and (model is None or r.model is model)
             and (not dashboard_only or r.widget.on_dashboard)
         ]
+
+    def scope(
+        self,
+        *,
+        group: str | None = None,
+        app: str | None = None,
+        dashboard_only: bool | None = None,
+    ) -> list[Registration]:
+        """The widgets of a page's scope, in display order; the one scope rule of every surface.
+
+        A group, an app label, or neither: the main dashboard. ``dashboard_only`` defaults to
+        "the main dashboard only when unscoped" (a group or app page shows all of its widgets).
+        An unknown group or app label raises :class:`UnknownScope`, with the message to show.
+        """
+        if group is not None and group not in self.groups():
+            raise UnknownScope(f"No dashboard group named {group!r}")
+        if app is not None and app not in self.app_labels():
+            raise UnknownScope(f"No dashboard widgets for app {app!r}")
+        if dashboard_only is None:
+            dashboard_only = group is None and app is None
+        return self.select(group=group, app=app, dashboard_only=dashboard_only)
 
     def groups(self) -> list[str]:
         return sorted({r.group for r in self._registry.values() if r.group})

@@ -17,6 +17,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from smallstack import live
+from smallstack.access import can_use_dashboard
 from smallstack.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 
 _ACCESS_FIELDS = frozenset({"is_staff", "is_active"})
@@ -37,5 +38,5 @@ def close_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None
 def close_on_demotion(sender: Any, instance: Any, created: bool, update_fields=None, **kwargs):
     if created or (update_fields is not None and not _ACCESS_FIELDS & set(update_fields)):
         return
-    if not (instance.is_active and instance.is_staff):
+    if not can_use_dashboard(instance):
         async_to_sync(live.aclose_user_sockets)(instance.pk, CLOSE_FORBIDDEN)

@@ -13,13 +13,13 @@ import asyncio
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from smallstack import conf, dashboard
+from smallstack import conf
 from smallstack.access import staff_required
 from smallstack.cards import Placeholder
 from smallstack.contract import WidgetContext
 from smallstack.engine import engine
 from smallstack.live import SOCKET_PATH
-from smallstack.registry import Registration
+from smallstack.registry import Registration, UnknownScope, registry
 
 
 async def evaluate_within(
@@ -40,8 +40,11 @@ async def evaluate_within(
     ]
 
 
-async def _render(request: HttpRequest, title: str, scope: dict, **filters) -> HttpResponse:
-    registrations = dashboard.registry.select(**filters)
+async def _render(request: HttpRequest, title: str, scope: dict[str, str]) -> HttpResponse:
+    try:
+        registrations = registry.scope(**scope)
+    except UnknownScope as exc:
+        raise Http404(str(exc)) from None
     wait = request.GET.get("wait") == "1"
     widgets = await evaluate_within(
         registrations, None if wait else float(conf.get("RENDER_BUDGET"))
@@ -50,7 +53,7 @@ async def _render(request: HttpRequest, title: str, scope: dict, **filters) -> H
         "title": title,
         "scope": scope,
         "widgets": widgets,
-        "groups": dashboard.registry.groups(),
+        "groups": registry.groups(),
         "live": {
             "socket": SOCKET_PATH,
             "scope": scope,
@@ -63,20 +66,16 @@ async def _render(request: HttpRequest, title: str, scope: dict, **filters) -> H
 @staff_required
 async def index(request: HttpRequest) -> HttpResponse:
     """The main dashboard: every widget with ``on_dashboard=True``."""
-    return await _render(request, "Dashboard", {}, dashboard_only=True)
+    return await _render(request, "Dashboard", {})
 
 
 @staff_required
 async def group(request: HttpRequest, group: str) -> HttpResponse:
     """All widgets of one group, including those hidden from the main dashboard."""
-    if group not in dashboard.registry.groups():
-        raise Http404(f"No dashboard group named {group!r}")
-    return await _render(request, group, {"group": group}, group=group)
+    return await _render(request, group, {"group": group})
 
 
 @staff_required
 async def app(request: HttpRequest, app_label: str) -> HttpResponse:
     """All widgets of one Django app, including those hidden from the main dashboard."""
-    if app_label not in dashboard.registry.app_labels():
-        raise Http404(f"No dashboard widgets for app {app_label!r}")
-    return await _render(request, app_label, {"app": app_label}, app=app_label)
+    return await _render(request, app_label, {"app": app_label})

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from smallstack import tokens
+from smallstack.access import can_use_dashboard
 
 
 class Command(BaseCommand):
@@ -35,7 +36,7 @@ class Command(BaseCommand):
             user = user_model._default_manager.get_by_natural_key(username)
         except user_model.DoesNotExist:
             raise CommandError(f"No user named {username!r}.") from None
-        if not (user.is_active and user.is_staff) and not options["allow_non_staff"]:
+        if not can_use_dashboard(user) and not options["allow_non_staff"]:
             raise CommandError(
                 f"{username!r} is not an active staff user; the API only serves staff. "
                 "Pass --allow-non-staff to create the token anyway."
