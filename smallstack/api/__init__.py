@@ -7,7 +7,7 @@
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError
 
-from smallstack.api.auth import forbidden, staff_auth, staff_docs, unauthorized
+from smallstack.api.auth import forbidden, staff_auth_chain, staff_docs, unauthorized
 from smallstack.api.endpoints import router
 
 __all__ = ["api"]
@@ -22,7 +22,7 @@ api = NinjaAPI(
         "`If-None-Match` to get `304 Not Modified` while the data is unchanged. Every endpoint "
         "also answers `HEAD`: the status and headers of a `GET`, without the body."
     ),
-    auth=staff_auth,
+    auth=staff_auth_chain,
     docs_decorator=staff_docs,
     urls_namespace="smallstack-api",
 )

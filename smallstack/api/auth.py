@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja.errors import AuthenticationError, AuthorizationError
-from ninja.security import HttpBearer
+from ninja.security import APIKeyCookie, HttpBearer
 
 from smallstack import tokens
 
@@ -18,13 +19,11 @@ BAD_TOKEN = "Invalid, expired or revoked API token."
 
 
 class StaffAuth(HttpBearer):
-    """``Authorization: Bearer ss_…`` of an active staff user, else a staff session.
+    """``Authorization: Bearer ss_…`` of an active staff user.
 
-    Returns the user (ninja sets it as ``request.auth``); None means 401, and a known but
-    non-staff or inactive user raises :class:`AuthorizationError` (403). A bearer header is
-    the only credential looked at when sent, so token requests never touch the session; any
-    other ``Authorization`` header (a reverse proxy's ``Basic …``) is not ours and the session
-    decides, as without one.
+    Returns the user (ninja sets it as ``request.auth``); None for a missing, empty or bad token,
+    and a known but non-staff or inactive user raises :class:`AuthorizationError` (403). A
+    request without a bearer header is left to :class:`StaffSession`, the next auth callback.
     """
 
     def __init__(self) -> None:
@@ -32,7 +31,7 @@ class StaffAuth(HttpBearer):
 
     async def __call__(self, request: HttpRequest) -> Any:
         if not sends_bearer(request):
-            return await self._session_user(request)
+            return None
         _, _, key = request.headers[self.header].partition(" ")
         if not key.strip():
             request._bearer_error = True  # type: ignore[attr-defined]
@@ -51,7 +50,29 @@ class StaffAuth(HttpBearer):
         request.api_token = api_token  # type: ignore[attr-defined]
         return user
 
-    async def _session_user(self, request: HttpRequest) -> Any:
+
+class StaffSession(APIKeyCookie):
+    """The session cookie of an active staff user (the dashboard's own scripts), used only when
+    no ``Authorization: Bearer`` header is sent.
+
+    A bearer header is the only credential looked at when sent, so token requests never touch
+    the session; any other ``Authorization`` header (a reverse proxy's ``Basic …``) is not ours
+    and the session decides, as without one. None means 401; a signed-in user who is not
+    active staff raises :class:`AuthorizationError` (403). Being a cookie ``apiKey`` scheme,
+    it is published in the OpenAPI document beside the bearer one.
+    """
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def __init__(self) -> None:
+        super().__init__(csrf=False)  # read-only GET/HEAD endpoints; marks the instance async
+
+    async def __call__(self, request: HttpRequest) -> Any:
+        if sends_bearer(request):
+            return None
+        return await self.authenticate(request, None)
+
+    async def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = await request.auser()
         request.user = user
         if not user.is_authenticated:
@@ -62,6 +83,9 @@ class StaffAuth(HttpBearer):
 
 
 staff_auth = StaffAuth()
+staff_session = StaffSession()
+#: The API's auth callbacks, in the order ninja tries them: the first to return a user wins.
+staff_auth_chain = [staff_auth, staff_session]
 
 
 def sends_bearer(request: HttpRequest) -> bool:
@@ -86,7 +110,7 @@ def forbidden(request: HttpRequest, exc: AuthorizationError) -> HttpResponse:
 
 
 def staff_docs(view):
-    """Guard the OpenAPI schema and docs page with :data:`staff_auth`.
+    """Guard the OpenAPI schema and docs page with :data:`staff_auth_chain`.
 
     A browser without credentials is sent to the login page for the docs page; the schema
     answers 401 like the API.
@@ -94,7 +118,7 @@ def staff_docs(view):
 
     async def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            user = await staff_auth(request)
+            user = await staff_auth(request) or await staff_session(request)
         except AuthorizationError as exc:
             return forbidden(request, exc)
         if user is None:

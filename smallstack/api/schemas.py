@@ -13,11 +13,17 @@ State = Literal["ok", "timeout", "error"]
 
 
 class WidgetData(BaseModel):
-    """What ``get_data()`` returned, merged with ``get_api_extras()``; extra keys pass through."""
+    """What ``get_data()`` returned, merged with ``get_api_extras()``; extra keys pass through.
+
+    Each widget type sets its own keys (a sparkline's ``points``, say); ``headline`` is the
+    default card type's.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    headline: str
+    headline: str | None = Field(
+        None, description="the card's main figure; present for the default card widget type"
+    )
     detail: str | None = None
     status: str | None = Field(None, description="ok, warning, error, unknown or the widget's own")
 
@@ -67,4 +73,22 @@ class StatusSummary(BaseModel):
 
 
 class Message(BaseModel):
+    """The body of a 401, 403 or 404."""
+
     detail: str
+
+
+class ValidationIssue(BaseModel):
+    """One rejected parameter, as pydantic reports it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    loc: list[str | int] = Field(description='where: ["query", "dashboard_only"]')
+    msg: str
+
+
+class ValidationErrors(BaseModel):
+    """The body of a 422: a query parameter with a value the endpoint does not accept."""
+
+    detail: list[ValidationIssue]
