@@ -10,6 +10,7 @@ for its endpoint, or whose body does not match, fails.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +23,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from smallstack import tokens
-from tests.widgets import Hangs, Returns
+from smallstack.contract import InvalidWidgetData
+from smallstack.displays import DashboardWidget
+from tests.widgets import Hangs, Returns, unique
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,6 +49,21 @@ formats = FormatChecker(formats=())
 def _is_aware_datetime(value: object) -> bool:
     """RFC 3339 date-times as the API writes them: ISO 8601 with a UTC offset."""
     return not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is not None
+
+
+class Points(DashboardWidget):
+    """A widget type whose data is a list of numbers and no headline."""
+
+    def __init__(self, points: list[float]) -> None:
+        self.title, self.points = unique("points"), points
+
+    def get_data(self) -> dict[str, Any]:
+        return {"points": self.points}
+
+    def clean_data(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not isinstance(data.get("points"), list):
+            raise InvalidWidgetData("needs 'points', a list")
+        return data
 
 
 @pytest.fixture(autouse=True)
@@ -174,6 +192,7 @@ def test_200_and_304(client, document, staff_key, register, group):
     register(Returns({"headline": "x", "extra": {"nested": [1, {"a": None}]}}, span=2))
     stale = register(Returns({"headline": "was fine"}))
     never = register(Returns(raises=ValueError("never worked")))
+    points = register(Points([3, 1, 4, 1, 5]))
     auth = bearer(staff_key)
     assert client.get(f"/api/dashboard/widgets/{stale.key}/", **auth).json()["state"] == "ok"
     stale.widget.raises = RuntimeError("down now")
@@ -182,13 +201,15 @@ def test_200_and_304(client, document, staff_key, register, group):
     check(document, LIST, listed, 200)
     items = {w["key"]: w for w in listed.json()["widgets"]}
     assert items[stale.key]["stale"] is True and items[never.key]["data"] is None
+    assert items[points.key]["state"] == "ok"
+    assert items[points.key]["data"] == {"points": [3, 1, 4, 1, 5]}  # no headline
     unchanged = client.get(f"{LIST}?group={group}", HTTP_IF_NONE_MATCH=listed["ETag"], **auth)
     check(document, LIST, unchanged, 304)
     check(document, LIST, client.get(LIST, **auth), 200)  # every registered widget
 
     for key in ("smallstack.status", "smallstack.users"):  # data that moves between polls
         check(document, ONE, client.get(f"/api/dashboard/widgets/{key}/", **auth), 200)
-    for key in (ok.key, stale.key, never.key):
+    for key in (ok.key, stale.key, never.key, points.key):
         one = client.get(f"/api/dashboard/widgets/{key}/", **auth)
         check(document, ONE, one, 200)
         again = client.get(f"/api/dashboard/widgets/{key}/", HTTP_IF_NONE_MATCH=one["ETag"], **auth)
