@@ -62,7 +62,9 @@ class ModelInfo:
 
     @property
     def model_name(self) -> str:
-        return self.model._meta.model_name
+        name = self.model._meta.model_name
+        assert name is not None  # set for every model Django has loaded
+        return name
 
     @property
     def label(self) -> str:
@@ -147,7 +149,7 @@ class ModelInfo:
             found = self.model._meta.get_field(name)
         except FieldDoesNotExist:
             return None
-        return found if getattr(found, "concrete", False) else None
+        return found if isinstance(found, Field) and found.concrete else None
 
     def order_field(self, column: str) -> str | None:
         """The ORM field ``?o=<column>`` sorts by, or None if the column is not sortable."""

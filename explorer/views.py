@@ -79,8 +79,8 @@ def explorer_view(view):
         try:
             return await view(request, *args, **kwargs)
         except ExplorerError as error:
-            model = kwargs.get("app_label"), kwargs.get("model_name")
-            info = explorer.lookup(*model) if all(model) else None
+            app_label, model_name = kwargs.get("app_label"), kwargs.get("model_name")
+            info = explorer.lookup(app_label, model_name) if app_label and model_name else None
             return _error_page(request, error, info)
 
     return staff_required(wrapper)
@@ -507,7 +507,7 @@ async def create(request: HttpRequest, app_label: str, model_name: str) -> HttpR
     saved = await sync_to_async(_save)(form)
     label = await sync_to_async(str)(saved)
     messages.success(request, f"{capfirst(info.verbose_name)} “{label}” was created.")
-    return redirect("explorer:detail", pk=saved.pk, **info.url_kwargs)
+    return redirect(reverse("explorer:detail", kwargs={"pk": saved.pk, **info.url_kwargs}))
 
 
 @explorer_view
@@ -521,10 +521,11 @@ async def edit(request: HttpRequest, app_label: str, model_name: str, pk: str) -
     token = request.POST.get(VERSION_FIELD)
     outcome = await sync_to_async(_edit_row)(info, pk, request.POST, request.FILES, token)
     if outcome.status != 302:
+        assert outcome.form is not None  # a refused save carries its bound form
         return _form_response(request, info, outcome.form, outcome)
     label = await sync_to_async(str)(outcome.row)
     messages.success(request, f"{capfirst(info.verbose_name)} “{label}” was saved.")
-    return redirect("explorer:detail", pk=outcome.row.pk, **info.url_kwargs)
+    return redirect(reverse("explorer:detail", kwargs={"pk": outcome.row.pk, **info.url_kwargs}))
 
 
 @explorer_view
@@ -538,7 +539,7 @@ async def delete(request: HttpRequest, app_label: str, model_name: str, pk: str)
         if outcome.status == 302:
             name = capfirst(info.verbose_name)
             messages.success(request, f"{name} “{outcome.label}” was deleted.")
-            return redirect("explorer:list", **info.url_kwargs)
+            return redirect(reverse("explorer:list", kwargs=info.url_kwargs))
     else:
         outcome = await _shown_row(info, pk)
     title = f"Cannot delete {outcome.label}" if outcome.blocked else f"Delete {outcome.label}?"

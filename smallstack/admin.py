@@ -25,10 +25,10 @@ class APITokenAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "created", "revoked", "last_used"]
     actions = ["revoke"]
 
-    def get_fields(self, request: HttpRequest, obj: APIToken | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: APIToken | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["user", "name", "expires"]
-        return ["user", "name", "prefix", "created", "expires", "revoked", "last_used"]
+            return ("user", "name", "expires")
+        return ("user", "name", "prefix", "created", "expires", "revoked", "last_used")
 
     def get_readonly_fields(self, request: HttpRequest, obj: APIToken | None = None) -> list[str]:
         return [*self.readonly_fields, "user"] if obj is not None else []

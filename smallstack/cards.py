@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from django.template import Context
+from django.template import Context, Engine
 from django.template.loader import render_to_string
 
 from smallstack.contract import State, WidgetContext, short_error
@@ -62,7 +62,8 @@ def render_card(card: Card, context: Context | None = None) -> str:
 def _render(name: str, card: Card, context: Context | None) -> str:
     if context is None:
         return render_to_string(name, {"w": card})
-    template = context.template.engine.get_template(name)
+    engine = context.template.engine if context.template is not None else Engine.get_default()
+    template = engine.get_template(name)
     with context.push(w=card):
         return template.render(context)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from django.db.models import Model
+#: What ``get_data()`` returns: a JSON-ready mapping (its shape is up to the widget's type).
+WidgetData = Mapping[str, Any]
 
 
 class InvalidWidgetData(ValueError):
@@ -49,12 +50,18 @@ class DashboardWidget:
     #: Seconds between live re-evaluations pushed to open dashboards; None never refreshes.
     refresh_interval: float | None = None
 
-    def get_data(self, model_class: type[Model] | None = None) -> dict[str, Any]:
-        """Return ``{"headline": str, "detail": str, "status": str | None, ...}``."""
+    def get_data(self, *args: Any, **kwargs: Any) -> WidgetData | Awaitable[WidgetData]:
+        """Return ``{"headline": str, "detail": str, "status": str | None, ...}``.
+
+        A plain or an ``async def`` method. Widgets attached to an Explorer model are called
+        with ``model_class=<the model>``; standalone widgets with no arguments.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement get_data()")
 
-    def get_api_extras(self, model_class: type[Model] | None = None) -> dict[str, Any] | None:
-        """Return data added to the API item only (never to the HTML card)."""
+    def get_api_extras(
+        self, *args: Any, **kwargs: Any
+    ) -> WidgetData | Awaitable[WidgetData | None] | None:
+        """Return data added to the API item only (never to the HTML card); same arguments."""
         return None
 
     def clean_data(self, data: Mapping[str, Any]) -> Mapping[str, Any]:

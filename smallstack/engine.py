@@ -34,7 +34,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -494,7 +494,8 @@ class Engine:
     ) -> Outcome:
         """Await an async widget. No timeout here: the flight's timer cancels the task."""
         widget, kwargs = registration.widget, self._kwargs(registration)
-        data = validate_data(widget, await widget.get_data(**kwargs))
+        result = widget.get_data(**kwargs)
+        data = validate_data(widget, await result if isinstance(result, Awaitable) else result)
         if with_extras:
             extras = widget.get_api_extras(**kwargs)
             if asyncio.iscoroutine(extras):
@@ -538,7 +539,8 @@ class Engine:
     def _context(
         self, registration: Registration, outcome: Outcome, fallback: dict | None = None
     ) -> WidgetContext:
-        data, at, stale = outcome.data, outcome.at, False
+        data, stale = outcome.data, False
+        at: float | None = outcome.at
         if outcome.state != OK:
             if fallback is not None:
                 data, at, stale = fallback["data"], fallback["at"], True

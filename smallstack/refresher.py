@@ -107,7 +107,7 @@ class Refresher:
 
     async def _run(self, key: str) -> None:
         registration = registry.get(key)
-        interval = float(registration.widget.refresh_interval) if registration else 0.0
+        interval = float(registration.widget.refresh_interval or 0) if registration else 0.0
         delay = interval
         while registration is not None and interval > 0:
             await asyncio.sleep(delay)

@@ -9,6 +9,7 @@ times out. ``?wait=1`` waits for every widget instead (the page's ``<noscript>``
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -24,7 +25,7 @@ from smallstack.registry import Registration, UnknownScope, registry
 
 async def evaluate_within(
     registrations: list[Registration], budget: float | None
-) -> list[WidgetContext | Placeholder]:
+) -> Sequence[WidgetContext | Placeholder]:
     """Evaluate concurrently; after ``budget`` seconds return placeholders for the rest.
 
     ``None`` waits for all. Unfinished evaluations are not cancelled: they run to completion
@@ -42,7 +43,7 @@ async def evaluate_within(
 
 async def _render(request: HttpRequest, title: str, scope: dict[str, str]) -> HttpResponse:
     try:
-        registrations = registry.scope(**scope)
+        registrations = registry.scope(group=scope.get("group"), app=scope.get("app"))
     except UnknownScope as exc:
         raise Http404(str(exc)) from None
     wait = request.GET.get("wait") == "1"

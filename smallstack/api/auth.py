@@ -12,6 +12,7 @@ from ninja.errors import AuthenticationError, AuthorizationError
 from ninja.security import APIKeyCookie, HttpBearer
 
 from smallstack import tokens
+from smallstack.access import can_use_dashboard
 
 FORBIDDEN = "The dashboard API is for active staff members only."
 NO_CREDENTIALS = "Authentication required: send 'Authorization: Bearer <token>' or sign in."
@@ -44,7 +45,7 @@ class StaffAuth(HttpBearer):
             request._bearer_error = True  # type: ignore[attr-defined]
             return None
         user = api_token.user
-        if not (user.is_active and user.is_staff):
+        if not can_use_dashboard(user):
             raise AuthorizationError(message=FORBIDDEN)
         request.user = user
         request.api_token = api_token  # type: ignore[attr-defined]
@@ -77,7 +78,7 @@ class StaffSession(APIKeyCookie):
         request.user = user
         if not user.is_authenticated:
             return None
-        if not (user.is_active and user.is_staff):
+        if not can_use_dashboard(user):
             raise AuthorizationError(message=FORBIDDEN)
         return user
 
@@ -94,7 +95,10 @@ def sends_bearer(request: HttpRequest) -> bool:
     return scheme.lower() == StaffAuth.openapi_scheme
 
 
-def unauthorized(request: HttpRequest, exc: AuthenticationError | None = None) -> HttpResponse:
+def unauthorized(
+    request: HttpRequest,
+    exc: AuthenticationError | type[AuthenticationError] | None = None,
+) -> HttpResponse:
     """401 with the ``WWW-Authenticate`` challenge RFC 6750 asks for."""
     bad_token = getattr(request, "_bearer_error", False)
     response = JsonResponse({"detail": BAD_TOKEN if bad_token else NO_CREDENTIALS}, status=401)
@@ -105,8 +109,12 @@ def unauthorized(request: HttpRequest, exc: AuthenticationError | None = None) -
     return response
 
 
-def forbidden(request: HttpRequest, exc: AuthorizationError) -> HttpResponse:
-    return JsonResponse({"detail": exc.message}, status=403)
+def forbidden(
+    request: HttpRequest, exc: AuthorizationError | type[AuthorizationError]
+) -> HttpResponse:
+    """403 with the reason the credentials were refused."""
+    message = exc.message if isinstance(exc, AuthorizationError) else FORBIDDEN
+    return JsonResponse({"detail": message}, status=403)
 
 
 def staff_docs(view):
