@@ -76,3 +76,57 @@ def test_the_graph_is_read_from_real_imports():
     assert "smallstack.contract" in graph["smallstack.engine"]
     assert "smallstack.registry" in graph["smallstack.contract"]
     assert "smallstack.dashboard" in graph["smallstack.apps"]  # inside ready()
+
+
+#: What a first-party feature app (``smallstack/<feature>/``) may import from the dashboard: the
+#: public contract a user's own app would use, nothing of the engine's insides.
+PUBLIC_CONTRACT = frozenset(
+    {
+        "smallstack",
+        "smallstack.access",
+        "smallstack.conf",
+        "smallstack.contract",
+        "smallstack.dashboard",
+        "smallstack.displays",
+    }
+)
+
+
+def feature_apps(root: Path = ROOT) -> list[Path]:
+    """The folders under ``smallstack/`` that are Django apps of their own (an ``apps.py``)."""
+    return sorted(path.parent for path in (root / "smallstack").glob("*/apps.py"))
+
+
+def private_imports(graph: dict[str, set[str]], feature: str) -> dict[str, list[str]]:
+    """Modules of ``feature`` importing dashboard modules outside :data:`PUBLIC_CONTRACT`."""
+    found = {}
+    for name, targets in graph.items():
+        if name == feature or name.startswith(f"{feature}."):
+            private = sorted(
+                t
+                for t in targets
+                if t.split(".")[0] == "smallstack"
+                and t not in PUBLIC_CONTRACT
+                and not (t == feature or t.startswith(f"{feature}."))
+            )
+            if private:
+                found[name] = private
+    return found
+
+
+def test_first_party_feature_apps_use_only_the_public_contract():
+    graph = _imports()
+    for folder in feature_apps():
+        feature = ".".join(folder.relative_to(ROOT).parts)
+        assert not private_imports(graph, feature), feature
+
+
+def test_the_feature_rule_catches_a_private_import():
+    graph = {
+        "smallstack.heartbeat.widgets": {"smallstack.dashboard", "smallstack.heartbeat.models"},
+        "smallstack.heartbeat.views": {"smallstack.engine", "smallstack.contract"},
+        "smallstack.engine": {"smallstack.contract"},
+    }
+    assert private_imports(graph, "smallstack.heartbeat") == {
+        "smallstack.heartbeat.views": ["smallstack.engine"]
+    }
