@@ -30,7 +30,7 @@ from django.utils import timezone
 from smallstack.models import APIToken
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User  # the AUTH_USER_MODEL the stubs resolve
 
 KEY_RE = re.compile(r"^ss_([0-9a-f]{8})_([A-Za-z0-9_-]{32,128})$")
 #: ``last_used`` is written at most this often per token, so pollers do not write per request.
@@ -77,7 +77,7 @@ def parse_prefix(key: str) -> str | None:
 
 
 def create_token(
-    user: AbstractBaseUser, name: str = "", expires: datetime | None = None
+    user: User, name: str = "", expires: datetime | None = None
 ) -> tuple[APIToken, str]:
     """Create a token for ``user``; return it with its raw key (never stored, show it once)."""
     for _ in range(5):
