@@ -1,6 +1,7 @@
 """The dashboard's websocket: ``/ws/smallstack/dashboard/``.
 
-Client → server (JSON text, at most ``LIVE_MAX_MESSAGE`` characters):
+Client → server (JSON text, at most ``LIVE_MAX_MESSAGE`` characters), one ``on_<type>`` method
+per message type:
 
 - ``{"type": "subscribe"}`` (main dashboard), ``{"type": "subscribe", "group": "…"}`` or
   ``{"type": "subscribe", "app": "…"}`` → ``{"type": "subscribed", "scope": …, "keys": […]}``.
@@ -15,14 +16,15 @@ Client → server (JSON text, at most ``LIVE_MAX_MESSAGE`` characters):
 
 Server → client: ``{"type": "widget.update", "widget": <API item>, "html": <card>}``,
 ``{"type": "status", "push": "live" | "unavailable"}`` and ``{"type": "error", "error": "…"}``.
-Anonymous users are closed with code 4401, signed-in non-staff users with 4403.
+Anonymous users are closed with code 4401, signed-in users the access policy refuses with 4403.
 
 A message the server cannot act on (not JSON, too large, nested too deeply, an unknown type or
-field) is answered with an ``error`` saying what was wrong; an unexpected exception while
-handling one is logged and answered with an ``error`` pointing to the server log. Either way the
-connection stays open. However the consumer ends (a close, an exception escaping a handler, its
-task being cancelled), it stops watching its widgets, leaves the broadcast group and cancels its
-own refreshes and snapshot.
+field, an unknown scope) is answered with an ``error`` saying what was wrong; an unexpected
+exception while handling one is logged and answered with an ``error`` pointing to the server
+log. Either way the connection stays open. However the consumer ends (a close, an exception
+escaping a handler, its task being cancelled), it stops watching its widgets, leaves the
+broadcast group and cancels its own refreshes and snapshot. A failing channel layer (Redis
+down) does not end it either: see :class:`LayerReceiveThatRecovers`.
 """
 
 from __future__ import annotations
@@ -30,13 +32,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
-from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from smallstack import conf, live
+from smallstack.access import can_use_dashboard
 from smallstack.refresher import refresher
-from smallstack.registry import registry
+from smallstack.registry import Registration, UnknownScope, registry
 
 logger = logging.getLogger("smallstack.live")
 
@@ -44,19 +49,81 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 #: Refreshes one socket may have running at once.
 MAX_REFRESHES_IN_PROGRESS = 8
+#: The client message types; each is handled by the consumer's ``on_<type>`` method.
+CLIENT_MESSAGE_TYPES = ("subscribe", "snapshot", "refresh")
+
+LayerReceive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class ClientError(ValueError):
     """A message the server cannot act on; reported back, the connection stays open."""
 
 
-class DashboardConsumer(AsyncWebsocketConsumer):
+# -- channel-layer receive that survives the layer going away --------------------------------
+
+
+async def receive_through_outages(receive: LayerReceive) -> dict[str, Any]:
+    """The next channel-layer message from ``receive``, waiting out failures of the layer.
+
+    A failure is reported to the hub (which tells every open dashboard that push is unavailable
+    and starts re-joining their sockets to the group), then waited out until the hub has
+    recovered; the receive is then tried again.
+    """
+    while True:
+        try:
+            return await _cancel_surely(receive())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await live.hub().lost(exc)
+            await live.hub().wait_recovered()
+
+
+class LayerReceiveThatRecovers:
+    """Holds a consumer's ``channel_receive`` and hands it back wrapped in
+    :func:`receive_through_outages`.
+
+    Channels offers no hook for a failing channel layer, so this relies on two internals of
+    ``channels.consumer.AsyncConsumer.__call__`` (Channels 4.x):
+
+    - it assigns ``self.channel_receive = functools.partial(layer.receive, self.channel_name)``;
+    - it then reads ``self.channel_receive`` and passes it to
+      ``channels.utils.await_many_dispatch``, which calls it for every next message and ends the
+      consumer (and so closes the socket) as soon as a call raises, e.g. with Redis down.
+
+    As a data descriptor on the consumer class it intercepts both: the assignment is kept, the
+    read returns the wrapped receive. ``tests/test_ws_channels_contract.py`` fails if Channels
+    stops doing either.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_of_the_layer"
+
+    def __get__(self, consumer: Any, owner: type | None = None) -> Any:
+        if consumer is None:
+            return self
+        try:
+            receive = consumer.__dict__[self._slot]
+        except KeyError:
+            raise AttributeError("channel_receive: the consumer has no channel layer") from None
+        return partial(receive_through_outages, receive)
+
+    def __set__(self, consumer: Any, receive: LayerReceive) -> None:
+        consumer.__dict__[self._slot] = receive
+
+
+# -- the consumer ------------------------------------------------------------------------------
+
+
+class DashboardConsumer(AsyncJsonWebsocketConsumer):
     """One open dashboard: follows a scope and forwards the updates of its widgets."""
 
     keys: frozenset[str] = frozenset()
     scope_filters: dict[str, Any] | None = None
     _joined = False
     _snapshot: asyncio.Task | None = None
+
+    channel_receive = LayerReceiveThatRecovers()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -70,28 +137,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         finally:
             await self._release()
 
-    # -- channel-layer receive that survives the layer going away --------------------------
-
-    @property
-    def channel_receive(self):
-        return self._receive_from_layer
-
-    @channel_receive.setter
-    def channel_receive(self, receive) -> None:
-        self._layer_receive = receive
-
-    async def _receive_from_layer(self) -> dict[str, Any]:
-        # Channels ends the consumer (and so the socket) when this raises, e.g. with Redis
-        # down. Report it to the hub instead and wait until the hub has re-joined the group.
-        while True:
-            try:
-                return await _cancel_surely(self._layer_receive())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await live.hub().lost(exc)
-                await live.hub().wait_recovered()
-
     # -- connection ---------------------------------------------------------------------
 
     async def connect(self) -> None:
@@ -102,13 +147,13 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if not (user.is_active and user.is_staff):
+        if not can_use_dashboard(user):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self._joined = True
-        self._follow({}, live_registrations(dashboard_only=True))
+        self._follow({}, registry.scope())
         available = await live.hub().join(self)
-        await self._send({"type": "status", "push": "live" if available else "unavailable"})
+        await self.push_state_changed(available)
 
     async def disconnect(self, code: int) -> None:
         await self._release()
@@ -132,47 +177,13 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await asyncio.shield(live.hub().leave(self))
 
     async def push_state_changed(self, available: bool) -> None:
-        await self._send({"type": "status", "push": "live" if available else "unavailable"})
+        await self.send_json({"type": "status", "push": "live" if available else "unavailable"})
 
-    # -- client messages ------------------------------------------------------------------
+    # -- JSON in and out ------------------------------------------------------------------
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
-        if not self._joined:
-            return
-        kind = None
-        try:
-            message = self._parse(text_data, bytes_data)
-            kind = message.get("type")
-            if kind == "subscribe":
-                await self._subscribe(message)
-            elif kind == "snapshot":
-                self._start_snapshot(message)
-            elif kind == "refresh":
-                await self._refresh(message)
-            else:
-                shown = repr(kind) if kind is None or isinstance(kind, str) else "(not a string)"
-                raise ClientError(
-                    f"unknown message type {shown}; expected subscribe, snapshot or refresh"
-                )
-        except ClientError as exc:
-            await self._send({"type": "error", "error": str(exc)})
-        except Exception:
-            # A bug of ours, not the client's: log it, say so, and keep serving the socket.
-            logger.exception(
-                "Dashboard socket: handling a %s message failed",
-                repr(kind) if isinstance(kind, str) else "client",
-            )
-            await self._send(
-                {
-                    "type": "error",
-                    "error": "internal error handling the message; see the server log",
-                }
-            )
-
-    @staticmethod
-    def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
-        if text_data is None:
-            raise ClientError("binary messages are not supported; send JSON text")
+    @classmethod
+    async def decode_json(cls, text_data: str) -> dict[str, Any]:
+        """A client message: a JSON object of at most ``LIVE_MAX_MESSAGE`` characters."""
         limit = int(conf.get("LIVE_MAX_MESSAGE"))
         if len(text_data) > limit:
             raise ClientError(f"message too large: {len(text_data)} characters, limit {limit}")
@@ -187,7 +198,56 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             raise ClientError("a message must be a JSON object with a 'type'")
         return message
 
-    async def _subscribe(self, message: dict[str, Any]) -> None:
+    @classmethod
+    async def encode_json(cls, content: dict[str, Any]) -> str:
+        return json.dumps(content, separators=(",", ":"))
+
+    # -- client messages ------------------------------------------------------------------
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """Channels' JSON receive, except that what cannot be decoded is answered, not raised.
+
+        (Channels' own raises ``ValueError`` for a binary or empty frame, which would end the
+        consumer.)
+        """
+        if not self._joined:
+            return
+        try:
+            if text_data is None:
+                raise ClientError("binary messages are not supported; send JSON text")
+            content = await self.decode_json(text_data)
+        except ClientError as exc:
+            await self.send_error(str(exc))
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
+        kind = content.get("type")
+        try:
+            await self._handler_for(kind)(content)
+        except ClientError as exc:
+            await self.send_error(str(exc))
+        except Exception:
+            # A bug of ours, not the client's: log it, say so, and keep serving the socket.
+            logger.exception(
+                "Dashboard socket: handling a %s message failed",
+                repr(kind) if isinstance(kind, str) else "client",
+            )
+            await self.send_error("internal error handling the message; see the server log")
+
+    def _handler_for(self, kind: Any) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        if isinstance(kind, str) and kind in CLIENT_MESSAGE_TYPES:
+            return getattr(self, f"on_{kind}")
+        shown = repr(kind) if kind is None or isinstance(kind, str) else "(not a string)"
+        expected = f"{', '.join(CLIENT_MESSAGE_TYPES[:-1])} or {CLIENT_MESSAGE_TYPES[-1]}"
+        raise ClientError(f"unknown message type {shown}; expected {expected}")
+
+    async def send_error(self, error: str) -> None:
+        await self.send_json({"type": "error", "error": error})
+
+    async def on_subscribe(self, message: dict[str, Any]) -> None:
         unknown = set(message) - {"type", "group", "app"}
         if unknown:
             raise ClientError(f"unexpected field(s) in subscribe: {', '.join(sorted(unknown))}")
@@ -197,23 +257,17 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         for name, value in (("group", group), ("app", app)):
             if value is not None and not isinstance(value, str):
                 raise ClientError(f"'{name}' must be a string")
-        if group is not None:
-            if group not in registry.groups():
-                raise ClientError(f"unknown group {group!r}")
-            filters: dict[str, Any] = {"group": group}
-        elif app is not None:
-            if app not in registry.app_labels():
-                raise ClientError(f"unknown app {app!r}")
-            filters = {"app": app}
-        else:
-            filters = {}
-        registrations = live_registrations(**filters, dashboard_only=not filters)
+        try:
+            registrations = registry.scope(group=group, app=app)
+        except UnknownScope as exc:
+            raise ClientError(str(exc)) from None
+        filters = {"group": group} if group is not None else {"app": app} if app is not None else {}
         self._follow(filters, registrations)
-        await self._send(
+        await self.send_json(
             {"type": "subscribed", "scope": filters, "keys": [r.key for r in registrations]}
         )
 
-    def _follow(self, filters: dict[str, Any], registrations) -> None:
+    def _follow(self, filters: dict[str, Any], registrations: list[Registration]) -> None:
         keys = frozenset(r.key for r in registrations)
         watcher = refresher()
         # self.keys always holds exactly the keys this socket is counted for, so that
@@ -225,7 +279,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             self.keys |= {key}
         self.scope_filters = filters
 
-    def _start_snapshot(self, message: dict[str, Any]) -> None:
+    async def on_snapshot(self, message: dict[str, Any]) -> None:
         keys = message.get("keys")
         if keys is None:
             wanted = self.keys
@@ -236,20 +290,21 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         registrations = [r for r in registry.all() if r.key in wanted]
         if self._snapshot is not None:
             self._snapshot.cancel()
+        # In the background: a later message (e.g. another snapshot) must not wait for it.
         self._snapshot = asyncio.get_running_loop().create_task(self._run_snapshot(registrations))
 
-    async def _run_snapshot(self, registrations) -> None:
+    async def _run_snapshot(self, registrations: list[Registration]) -> None:
         try:
-            count = await live.stream(registrations, self._send)
+            count = await live.stream(registrations, self.send_json)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("Dashboard snapshot failed")
-            await self._send({"type": "error", "error": "snapshot failed; see the server log"})
+            await self.send_error("snapshot failed; see the server log")
             return
-        await self._send({"type": "snapshot.done", "count": count})
+        await self.send_json({"type": "snapshot.done", "count": count})
 
-    async def _refresh(self, message: dict[str, Any]) -> None:
+    async def on_refresh(self, message: dict[str, Any]) -> None:
         key = message.get("key")
         if not isinstance(key, str):
             raise ClientError("'key' must be a widget key")
@@ -266,24 +321,22 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         try:
             context, update = await live.arefresh_for(key, self.channel_name)
         except KeyError:
-            await self._send({"type": "error", "error": f"unknown widget {key!r}"})
+            await self.send_error(f"unknown widget {key!r}")
             return
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("Dashboard refresh of %s failed", key)
-            await self._send(
-                {"type": "error", "error": f"refresh of {key!r} failed; see the server log"}
-            )
+            await self.send_error(f"refresh of {key!r} failed; see the server log")
             return
         if key in self.keys:
-            await self._send(update)
-        await self._send({"type": "refreshed", "key": key, "state": context.state})
+            await self.send_json(update)
+        await self.send_json({"type": "refreshed", "key": key, "state": context.state})
 
     # -- channel-layer events ---------------------------------------------------------------
 
     async def user_revoked(self, event: dict[str, Any]) -> None:
-        """Its user lost staff access (any session), or its session signed out: close."""
+        """Its user lost dashboard access (any session), or its session signed out: close."""
         user = self.scope.get("user")
         if user is None or str(user.pk) != event.get("user_id"):
             return
@@ -298,12 +351,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return live.session_digest(key) if key else None
 
     async def widget_update(self, event: dict[str, Any]) -> None:
-        # A socket's own refresh was sent to it directly (see _run_refresh).
+        # Serialised once by the publisher for every socket. A socket's own refresh was sent
+        # to it directly (see _run_refresh).
         if event.get("key") in self.keys and event.get("origin") != self.channel_name:
             await self.send(text_data=event["text"])
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
 
 
 async def _cancel_surely(awaitable: Any) -> Any:
@@ -325,7 +376,3 @@ async def _cancel_surely(awaitable: Any) -> Any:
             task.exception()  # retrieved: whatever it was, the consumer is ending anyway
         raise
     return task.result()
-
-
-def live_registrations(**filters: Any):
-    return registry.select(**filters)

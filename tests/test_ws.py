@@ -201,6 +201,16 @@ async def test_anonymous_scope_user_is_closed_too():
     assert await communicator.receive_output(2) == {"type": "websocket.close", "code": 4401}
 
 
+async def test_inactive_staff_is_refused_by_the_access_policy(django_user_model):
+    user = await django_user_model.objects.acreate(
+        username="former", is_staff=True, is_active=False
+    )
+    communicator = WebsocketCommunicator(consumer_app, PATH, headers=[ORIGIN])
+    communicator.scope["user"] = user
+    assert (await communicator.connect())[0]
+    assert await communicator.receive_output(2) == {"type": "websocket.close", "code": 4403}
+
+
 # -- subscribing and bad input -------------------------------------------------------------------
 
 
@@ -226,8 +236,11 @@ async def test_subscribe_to_group_and_app(staff, register, group):
 @pytest.mark.parametrize(
     ("payload", "error"),
     [
-        ({"type": "subscribe", "group": "no-such-group"}, "unknown group 'no-such-group'"),
-        ({"type": "subscribe", "app": "nope"}, "unknown app 'nope'"),
+        (
+            {"type": "subscribe", "group": "no-such-group"},
+            "No dashboard group named 'no-such-group'",
+        ),
+        ({"type": "subscribe", "app": "nope"}, "No dashboard widgets for app 'nope'"),
         ({"type": "subscribe", "group": 3}, "'group' must be a string"),
         ({"type": "subscribe", "group": "a", "app": "b"}, "not both"),
         ({"type": "subscribe", "colour": "red"}, "unexpected field(s) in subscribe: colour"),

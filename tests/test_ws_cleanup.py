@@ -61,7 +61,7 @@ async def test_unexpected_exception_in_a_message_handler_is_answered_and_logged(
     async def broken_subscribe(self, message):
         raise RuntimeError("bug in a handler")
 
-    monkeypatch.setattr(DashboardConsumer, "_subscribe", broken_subscribe)
+    monkeypatch.setattr(DashboardConsumer, "on_subscribe", broken_subscribe)
     with caplog.at_level(logging.ERROR, logger="smallstack.live"):
         await communicator.send_json_to({"type": "subscribe"})
         message = await receive(communicator)
@@ -110,7 +110,7 @@ async def test_consumer_cancelled_while_a_handler_awaits(staff_user, register, g
         entered.set()
         await asyncio.Event().wait()
 
-    monkeypatch.setattr(DashboardConsumer, "_subscribe", hanging_subscribe)
+    monkeypatch.setattr(DashboardConsumer, "on_subscribe", hanging_subscribe)
     await communicator.send_json_to({"type": "subscribe"})
     await asyncio.wait_for(entered.wait(), 3)
     tasks = {*consumer._tasks, consumer._snapshot}
