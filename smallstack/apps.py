@@ -7,7 +7,7 @@ class SmallstackConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from smallstack import conf, dashboard, signals, widgets  # noqa: F401 — signals connect
+        from smallstack import checks, conf, dashboard, signals, widgets  # noqa: F401 — checks register, signals connect
 
         if conf.get("BUILTIN_WIDGETS"):
             for widget in widgets.builtin_widgets():

@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "LOOP_BLOCK_COOLDOWN": 60.0,
     # Largest websocket message (characters) the live endpoint accepts from a client.
     "LIVE_MAX_MESSAGE": 4096,
+    # Seconds a verified API token is remembered in memory (no database query); 0 = never.
+    "API_TOKEN_CACHE": 5,
 }
 
 

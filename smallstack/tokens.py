@@ -21,12 +21,12 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from smallstack import conf
 from smallstack.models import APIToken
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ _verified_lock = threading.Lock()
 
 
 def _cache_seconds() -> float:
-    return float(getattr(settings, "SMALLSTACK_DASHBOARD", {}).get("API_TOKEN_CACHE", 5))
+    return float(conf.get("API_TOKEN_CACHE"))
 
 
 def forget_verified() -> None:
