@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from explorer.registry import explorer
 from smallstack.displays import DashboardWidget
 
 _ICON_TABLE = (
@@ -23,8 +24,6 @@ class ExplorerWidget(DashboardWidget):
     url_name = "explorer:index"
 
     async def get_data(self) -> dict[str, Any]:
-        from explorer.registry import explorer
-
         models = explorer.get_models()
         count = len(models)
         return {
