@@ -9,6 +9,7 @@ Everything that differs between machines comes from the environment:
 - ``REDIS_URL``      enables the Redis channel layer for multi-process push.
 - ``SMALLSTACK_THREAD_POOL_SIZE`` / ``SMALLSTACK_WIDGET_TIMEOUT`` tune the widget engine.
 - ``SMALLSTACK_RENDER_BUDGET``  seconds a page waits before sending late cards live (0.3).
+- ``SMALLSTACK_ACTIVITY`` ("0" turns the request log off) / ``SMALLSTACK_ACTIVITY_FLUSH_INTERVAL``.
 """
 
 from pathlib import Path
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "channels",
     "ninja",  # serves the API docs' Swagger UI from static files, not a CDN
     "smallstack",
+    "smallstack.activity",  # the request log (smallstack/activity/)
     "explorer",
     "project.sales",
     "project.apps.ProjectConfig",  # check --deploy knows project/middleware.py (project/checks.py)
@@ -54,6 +56,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "project.middleware.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
+    # Logs each answered request into a memory buffer; a thread writes it (no query here).
+    "smallstack.activity.middleware.RequestLogMiddleware",
     "project.middleware.SessionMiddleware",
     "project.middleware.CommonMiddleware",
     "project.middleware.CsrfViewMiddleware",
@@ -165,6 +169,12 @@ SMALLSTACK_DASHBOARD = {
     "LOOP_BLOCK_COOLDOWN": float(env_str("SMALLSTACK_LOOP_BLOCK_COOLDOWN", "60")),
     # With Redis, interval refreshes take a short per-widget lock there: once per period in all.
     "REFRESH_LOCK_URL": REDIS_URL,
+}
+
+# The request log (smallstack/activity/conf.py lists every key).
+SMALLSTACK_ACTIVITY = {
+    "ENABLED": env_bool("SMALLSTACK_ACTIVITY", True),
+    "FLUSH_INTERVAL": float(env_str("SMALLSTACK_ACTIVITY_FLUSH_INTERVAL", "2")),
 }
 
 LOGGING = {

@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("smallstack/explorer/", include("explorer.urls")),
+    path("smallstack/activity/", include("smallstack.activity.urls")),
     path("smallstack/", include("smallstack.urls")),
     path("api/", api.urls),
 ]

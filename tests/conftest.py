@@ -31,6 +31,17 @@ def pytest_sessionfinish(session, exitstatus):
                 os.unlink(name + suffix)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _request_log_discarded(django_db_setup) -> Iterator[None]:
+    """Rows the request log middleware buffered during the run are dropped before the test
+    database goes away (instead of the exit hook writing them into a missing table)."""
+    yield
+    from smallstack.activity.writer import writer
+
+    writer.wait_written(5)
+    writer.reset()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_engine() -> Iterator[None]:
     """Every test starts with an empty cache and no evaluation in flight."""
