@@ -16,6 +16,10 @@ from benchmarks import api  # noqa: E402
 
 api.main()
 
+from benchmarks import activity  # noqa: E402
+
+activity.main()
+
 from benchmarks import stall  # noqa: E402
 
 stall.main()
