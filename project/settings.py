@@ -23,6 +23,7 @@ from project.env import env_bool, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("SMALLSTACK_DATA_DIR", str(BASE_DIR / "var")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+SMALLSTACK_DATA_DIR = DATA_DIR  # the Status disk check watches this directory's disk
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "")
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "channels",
     "ninja",  # serves the API docs' Swagger UI from static files, not a CDN
     "smallstack",
+    "smallstack.heartbeat",  # Status: checks, heartbeats, uptime, health endpoints
     "smallstack.activity",  # the request log (smallstack/activity/)
     "explorer",
     "project.sales",
@@ -54,6 +56,8 @@ INSTALLED_APPS = [
 # Django's defaults, in their event-loop-friendly variants (project/middleware.py): under ASGI
 # the stock classes cost a thread hop per hook.
 MIDDLEWARE = [
+    # Answers /health/live/ and /health/ready/ itself, before the rest of the stack.
+    "smallstack.heartbeat.health.HealthMiddleware",
     "project.middleware.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     # Logs each answered request into a memory buffer; a thread writes it (no query here).

@@ -1,58 +1,19 @@
-"""First-party widgets."""
+"""First-party widgets not yet in a feature app of their own (Status is in ``heartbeat/``)."""
 
 from __future__ import annotations
 
-import platform
-import time
 from typing import Any
 
-import django
 from django.contrib.auth import get_user_model
-from django.db import connection
 
 from smallstack.displays import DashboardWidget
 
-_ICON_PULSE = (
-    '<svg viewBox="0 0 24 24" width="22" height="22" fill="none" stroke="currentColor" '
-    'stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">'
-    '<polyline points="22 12 18 12 15 21 9 3 6 12 2 12"/></svg>'
-)
 _ICON_USERS = (
     '<svg viewBox="0 0 24 24" width="22" height="22" fill="none" stroke="currentColor" '
     'stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">'
     '<path d="M17 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2"/><circle cx="9" cy="7" r="4"/>'
     '<path d="M23 21v-2a4 4 0 0 0-3-3.87"/><path d="M16 3.13a4 4 0 0 1 0 7.75"/></svg>'
 )
-
-
-class StatusWidget(DashboardWidget):
-    """Is the database answering, and how fast."""
-
-    key = "smallstack.status"
-    title = "Status"
-    icon = _ICON_PULSE
-    order = 10
-    group = "Monitoring"
-    timeout = 2
-    refresh_interval = 15
-
-    def get_data(self) -> dict[str, Any]:
-        started = time.perf_counter()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-        db_ms = (time.perf_counter() - started) * 1000
-        status = "ok" if db_ms < 250 else "warning"
-        return {
-            "headline": "Operational" if status == "ok" else "Slow database",
-            "detail": f"{connection.vendor} answered in {db_ms:.1f} ms",
-            "status": status,
-            "extra": {
-                "database_ms": round(db_ms, 3),
-                "python": platform.python_version(),
-                "django": django.get_version(),
-            },
-        }
 
 
 class UsersWidget(DashboardWidget):
@@ -84,4 +45,4 @@ class UsersWidget(DashboardWidget):
 
 
 def builtin_widgets() -> list[DashboardWidget]:
-    return [StatusWidget(), UsersWidget()]
+    return [UsersWidget()]

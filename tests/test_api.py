@@ -221,7 +221,8 @@ def test_filters(api, register, group):
     everything = keys("")
     assert shown.key in everything and hidden.key in everything
     assert hidden.key not in keys("dashboard_only=1")
-    assert keys("app=smallstack") == ["smallstack.status", "smallstack.users"]
+    assert keys("app=smallstack") == ["smallstack.users"]
+    assert keys("app=heartbeat") == ["smallstack.status"]  # its own app; the key is kept
     assert keys(f"app=smallstack&group={group}") == []
 
 

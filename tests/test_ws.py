@@ -223,9 +223,9 @@ async def test_subscribe_to_group_and_app(staff, register, group):
         "scope": {"group": group},
         "keys": [registration.key],
     }
-    await communicator.send_json_to({"type": "subscribe", "app": "smallstack"})
+    await communicator.send_json_to({"type": "subscribe", "app": "heartbeat"})
     subscribed = await receive(communicator)
-    assert subscribed["scope"] == {"app": "smallstack"}
+    assert subscribed["scope"] == {"app": "heartbeat"}
     assert "smallstack.status" in subscribed["keys"]
     await communicator.send_json_to({"type": "subscribe"})
     main = await receive(communicator)
