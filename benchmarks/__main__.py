@@ -20,6 +20,10 @@ from benchmarks import activity  # noqa: E402
 
 activity.main()
 
+from benchmarks import health  # noqa: E402
+
+health.main()
+
 from benchmarks import stall  # noqa: E402
 
 stall.main()
