@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import threading
 import time
 from datetime import timedelta
 
@@ -439,3 +440,29 @@ def test_settings_are_checked():
         assert [m.id for m in system_checks.check_settings()] == ["heartbeat.E001"]
     with override_settings(SMALLSTACK_HEARTBEAT={"DISK_WARNING_MB": 10, "PUBLIC_PAGE": False}):
         assert system_checks.check_settings() == []
+
+
+async def test_uptime_maths_runs_off_the_event_loop(monkeypatch):
+    from smallstack.heartbeat import uptime
+
+    threads = []
+    real = uptime.uptime
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(uptime, "uptime", spy)
+    summary = await service.asummary()
+    assert len(threads) == 3 and threading.current_thread() not in threads
+    assert set(summary.uptimes) == {"24 h", "7 d", "30 d"}
+
+
+def test_since_keeps_the_beat_before_the_start():
+    from smallstack.heartbeat.uptime import Beat
+
+    now = timezone.now()
+    beats = [Beat(now - timedelta(minutes=m), "ok", 60) for m in (30, 20, 10, 0)]
+    assert service.since(beats, now - timedelta(minutes=15)) == beats[1:]
+    assert service.since(beats, now - timedelta(minutes=60)) == beats
+    assert service.since(beats, now + timedelta(minutes=1)) == beats[3:]

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import bisect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from asgiref.sync import sync_to_async
 from django.db.models import Q
 from django.utils import timezone
 
 from smallstack.heartbeat import conf, probes, uptime
 from smallstack.heartbeat.models import Heartbeat, MaintenanceWindow
+
+T = TypeVar("T")
 
 #: The spans the card and the pages report uptime over.
 SPANS = {"24 h": timedelta(hours=24), "7 d": timedelta(days=7), "30 d": timedelta(days=30)}
@@ -68,7 +73,10 @@ async def abeats(start: datetime, end: datetime) -> list[uptime.Beat]:
         .afirst()
     )
     rows = Heartbeat.objects.filter(created_at__gte=start, created_at__lt=end)
-    beats = [uptime.Beat(*row) async for row in rows.order_by("created_at").values_list(*fields)]
+    # One trip to the ORM's thread for up to 30 days of rows, not one per 100-row chunk.
+    ordered = rows.order_by("created_at").values_list(*fields)
+    found: list[tuple[datetime, str, float]] = await sync_to_async(lambda: list(ordered))()
+    beats = [uptime.Beat(*row) for row in found]
     return ([uptime.Beat(*before)] if before else []) + beats
 
 
@@ -96,11 +104,24 @@ class Summary:
         return self.now - self.latest.created_at <= limit
 
     def timeline(self, hours: int = 24, bars: int = 96) -> list[uptime.Bar]:
+        """Pure computation over the beats: call it off the event loop (see :func:`off_loop`)."""
         start = self.now - timedelta(hours=hours)
         spans = [(w.start, w.end) for w in self.windows]
         return uptime.timeline(
-            self.beats, spans, start, self.now, bars, float(conf.get("GAP_FACTOR"))
+            since(self.beats, start), spans, start, self.now, bars, float(conf.get("GAP_FACTOR"))
         )
+
+
+def since(beats: list[uptime.Beat], start: datetime) -> list[uptime.Beat]:
+    """The sorted ``beats`` that matter from ``start`` on: those after it and the one before."""
+    first = bisect.bisect_left(beats, start, key=lambda b: b.at)
+    return beats[max(0, first - 1) :]
+
+
+async def off_loop(func: Callable[..., T], *args: Any) -> T:
+    """Run pure computation (the uptime maths over up to 30 days of beats) on a thread, so the
+    event loop keeps answering meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(probes.pool(), func, *args)
 
 
 async def asummary(now: datetime | None = None, spans: Sequence[str] = tuple(SPANS)) -> Summary:
@@ -112,10 +133,20 @@ async def asummary(now: datetime | None = None, spans: Sequence[str] = tuple(SPA
     latest = await Heartbeat.objects.filter(created_at__lte=now).order_by("-created_at").afirst()
     gap_factor = float(conf.get("GAP_FACTOR"))
     spans_of_windows = [(w.start, w.end) for w in windows]
-    uptimes = {
-        name: uptime.uptime(beats, spans_of_windows, now - SPANS[name], now, gap_factor)
-        for name in spans
-    }
+
+    def compute() -> dict[str, uptime.Uptime]:
+        return {
+            name: uptime.uptime(
+                since(beats, now - SPANS[name]),
+                spans_of_windows,
+                now - SPANS[name],
+                now,
+                gap_factor,
+            )
+            for name in spans
+        }
+
+    uptimes = await off_loop(compute)
     maintenance_now = any(w.start <= now < w.end for w in windows)
     return Summary(now, latest, uptimes, maintenance_now, beats, windows)
 

@@ -66,7 +66,7 @@ async def status_page(request: HttpRequest) -> HttpResponse:
         "uptimes": [
             (name, value, service.uptime_json(value)) for name, value in summary.uptimes.items()
         ],
-        "chart": chart(summary.timeline(hours=24, bars=BARS)),
+        "chart": chart(await service.off_loop(summary.timeline, 24, BARS)),
         "windows": sorted(summary.windows, key=lambda w: w.start, reverse=True),
         "gap_factor": conf.get("GAP_FACTOR"),
     }
