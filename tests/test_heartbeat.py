@@ -15,7 +15,7 @@ import pytest
 from django.apps import apps
 from django.core.cache.backends.redis import RedisCache
 from django.core.management import CommandError, call_command
-from django.db.utils import ConnectionHandler
+from django.db.utils import ConnectionHandler, OperationalError
 from django.test import override_settings
 from django.utils import timezone
 
@@ -466,3 +466,34 @@ def test_since_keeps_the_beat_before_the_start():
     assert service.since(beats, now - timedelta(minutes=15)) == beats[1:]
     assert service.since(beats, now - timedelta(minutes=60)) == beats
     assert service.since(beats, now + timedelta(minutes=1)) == beats[3:]
+
+
+def test_the_card_waits_for_the_slowest_registered_check(registered):
+    widget = dashboard.registry.get("smallstack.status").widget
+    default = widget.timeout
+    registered("slow-report", lambda: "ok", timeout=default + 10)
+    assert widget.timeout == (default + 10) + 1.5  # that check's deadline, plus the read
+
+
+def test_the_loop_keeps_a_beat_the_database_refused_and_writes_it_later(monkeypatch):
+    from smallstack.heartbeat.management.commands.heartbeat import Command
+
+    manager = type(Heartbeat.objects)
+    real = manager.bulk_create
+    refusals = iter([True])
+
+    def flaky(self, rows, *args, **kwargs):
+        if next(refusals, False):
+            raise OperationalError("database is locked")
+        return real(self, rows, *args, **kwargs)
+
+    monkeypatch.setattr(manager, "bulk_create", flaky)
+    command = Command()
+    command.pending, command.retention = [], None
+    assert command.beat(5.0) is False and len(command.pending) == 1
+    assert Heartbeat.objects.count() == 0
+    assert command.beat(5.0) is True and command.pending == []
+    assert Heartbeat.objects.count() == 2
+    with pytest.raises(CommandError):
+        monkeypatch.setattr(manager, "bulk_create", lambda *a, **k: 1 / 0)
+        call_command("heartbeat")

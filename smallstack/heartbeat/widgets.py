@@ -42,9 +42,11 @@ class StatusWidget(DashboardWidget):
     url_name = "heartbeat:status"
     refresh_interval = 5
 
-    def __init__(self) -> None:
-        # Room for the slowest check's own timeout, and reading the heartbeats after it.
-        self.timeout = float(conf.get("CHECK_TIMEOUT")) + 1.5
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        """Room for the slowest check's own timeout, and reading the heartbeats after it."""
+        deadlines = [c.deadline for c in probes.registered_checks()]
+        return max(deadlines, default=float(conf.get("CHECK_TIMEOUT"))) + 1.5
 
     async def get_data(self) -> dict[str, Any]:
         results = await probes.run_checks()
