@@ -5,6 +5,7 @@ in-process, the demo seed and the settings' system checks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 import threading
@@ -126,7 +127,7 @@ def test_channel_layer_check_is_skipped_without_a_layer():
     [
         ("broken_database", "database", "error"),
         ("broken_cache", "cache", "error"),
-        ("unreachable_redis", "channel_layer", "error"),
+        ("unreachable_redis", "channel_layer", "warning"),  # live push only: degraded
         ("low_disk", "disk", "warning"),
     ],
 )
@@ -144,7 +145,7 @@ def test_each_check_fails_on_its_own(request, fixture, name, status):
     [
         ("broken_database", "Down: database", "error"),
         ("broken_cache", "Down: cache", "error"),
-        ("unreachable_redis", "Down: channel_layer", "error"),
+        ("unreachable_redis", "Degraded: channel_layer", "warning"),
         ("low_disk", "Degraded: disk", "warning"),
     ],
 )
@@ -221,6 +222,23 @@ def test_registered_checks_sync_async_failing_and_hanging(registered):
     assert results["odd"].status == "error" and "not a status" in results["odd"].message
     assert results["quitter"].message == "SystemExit: 3"
     assert {results[n].status for n in BUILTIN} == {"ok"}
+
+
+def test_a_non_critical_check_degrades_instead_of_failing(registered):
+    def broken():
+        raise ConnectionError("search index unreachable")
+
+    async def hangs():
+        await asyncio.sleep(5)
+
+    registered("search", broken, critical=False)
+    registered("reports", hangs, timeout=0.1, critical=False)
+    registered("payments", broken)
+    results = run()
+    assert (results["search"].status, results["reports"].status) == ("warning", "warning")
+    assert results["search"].message == "ConnectionError: search index unreachable"
+    assert results["reports"].message == "timed out after 0.1 s"
+    assert results["payments"].status == "error"
 
 
 def test_a_registered_check_shows_on_the_card(registered, staff_client):
@@ -497,3 +515,43 @@ def test_the_loop_keeps_a_beat_the_database_refused_and_writes_it_later(monkeypa
     with pytest.raises(CommandError):
         monkeypatch.setattr(manager, "bulk_create", lambda *a, **k: 1 / 0)
         call_command("heartbeat")
+
+
+@pytest.mark.redis
+def test_checks_against_a_real_redis_while_the_shared_layer_receives_elsewhere(tmp_path, client):
+    """The server's consumers receive on the process's layer on their loop; the channel layer
+    check (on another loop) still passes, and ready pings that Redis."""
+    from channels.layers import get_channel_layer
+
+    from tests.conftest import require_binary
+    from tests.test_live_redis import RedisServer
+
+    redis = RedisServer(require_binary("redis-server"), tmp_path).start()
+    layers = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis.url]},
+        }
+    }
+    try:
+        with override_settings(CHANNEL_LAYERS=layers, REDIS_URL=redis.url):
+            shared = get_channel_layer()
+            receiving = threading.Event()
+
+            async def consume():
+                channel = await shared.new_channel()
+                receiving.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(shared.receive(channel), 2)
+
+            consumer = threading.Thread(target=asyncio.run, args=(consume(),))
+            consumer.start()
+            assert receiving.wait(5)
+            time.sleep(0.2)
+            results = run()
+            ready = client.get("/health/ready/")
+            consumer.join(5)
+    finally:
+        redis.stop()
+    assert results["channel_layer"].status == "ok", results["channel_layer"]
+    assert ready.status_code == 200 and ready.json()["checks"]["redis"]["status"] == "ok"

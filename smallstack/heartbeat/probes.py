@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import close_old_connections, connections
 
-from smallstack.heartbeat import conf
+import smallstack.heartbeat.conf as conf
 
 STATUSES = ("ok", "warning", "error")
 #: Worst first: the overall status is the first of these any check reports.
@@ -54,6 +54,7 @@ class Check:
     name: str
     func: CheckFunc
     timeout: float | None = None
+    critical: bool = True
 
     @property
     def deadline(self) -> float:
@@ -133,16 +134,24 @@ def channel_layer_configured() -> bool:
 
 
 async def check_channel_layer() -> str:
-    """Send a message on a fresh channel of the default channel layer and receive it back."""
-    from channels.layers import get_channel_layer
+    """Send a message on a fresh channel of the default channel layer and receive it back.
 
-    layer = get_channel_layer()
-    if layer is None:
-        raise RuntimeError("no channel layer configured")
-    channel = await layer.new_channel("heartbeat.")
-    token = uuid.uuid4().hex
-    await layer.send(channel, {"type": "heartbeat.ping", "token": token})
-    message = await layer.receive(channel)
+    The round trip uses a layer instance of its own (with its own connections, closed
+    afterwards): the process's shared instance may be receiving on another event loop (the
+    server's consumers), and a Redis layer refuses receives from two loops at once.
+    """
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    try:
+        channel = await layer.new_channel("heartbeat.")
+        token = uuid.uuid4().hex
+        await layer.send(channel, {"type": "heartbeat.ping", "token": token})
+        message = await layer.receive(channel)
+    finally:
+        close = getattr(layer, "close_pools", None)
+        if close is not None:
+            await close()
     if message.get("token") != token:
         raise RuntimeError("received another message than the one sent")
     return "ok"
@@ -170,13 +179,17 @@ _registry: dict[str, Check] = {}
 _registry_lock = threading.Lock()
 
 
-def register_check(name: str, func: CheckFunc, *, timeout: float | None = None) -> None:
+def register_check(
+    name: str, func: CheckFunc, *, timeout: float | None = None, critical: bool = True
+) -> None:
     """Add a check that every heartbeat, the status card and the status page run.
 
     ``func`` is a plain or ``async def`` function without arguments returning ``"ok"``,
     ``"warning"``, ``"error"``, a ``(status, message)`` pair or ``None`` (ok); raising reports an
     error with the exception as its message. ``timeout`` (seconds) defaults to
-    ``SMALLSTACK_HEARTBEAT["CHECK_TIMEOUT"]``. Registering a name again replaces the check.
+    ``SMALLSTACK_HEARTBEAT["CHECK_TIMEOUT"]``. ``critical=False`` is for a dependency the
+    service keeps working without: its failures (an error, raising, timing out) count as
+    ``warning``, degraded rather than down. Registering a name again replaces the check.
     """
     if not isinstance(name, str) or not name or len(name) > 64:
         raise ValueError("a check needs a name: a non-empty string of at most 64 characters")
@@ -185,7 +198,7 @@ def register_check(name: str, func: CheckFunc, *, timeout: float | None = None) 
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"check {name!r}: timeout must be a positive number of seconds")
     with _registry_lock:
-        _registry[name] = Check(name, func, timeout)
+        _registry[name] = Check(name, func, timeout, bool(critical))
 
 
 def unregister_check(name: str) -> None:
@@ -207,7 +220,8 @@ def registered_checks() -> list[Check]:
 def _register_builtins() -> None:
     register_check("database", check_database)
     register_check("cache", check_cache)
-    register_check("channel_layer", check_channel_layer)
+    # Without the layer only live push stops; pages and the API still answer: degraded.
+    register_check("channel_layer", check_channel_layer, critical=False)
     register_check("disk", check_disk)
 
 
@@ -251,7 +265,14 @@ async def _outcome(check: Check) -> tuple[str, Any]:
 
 
 async def run_check(check: Check) -> CheckResult:
-    """Run one check under its own timeout."""
+    """Run one check under its own timeout; a non-critical check's errors are warnings."""
+    result = await _run_check(check)
+    if result.status == "error" and not check.critical:
+        return CheckResult(result.name, "warning", result.ms, result.message)
+    return result
+
+
+async def _run_check(check: Check) -> CheckResult:
     started = time.perf_counter()
     try:
         kind, value = await asyncio.wait_for(_outcome(check), check.deadline)
