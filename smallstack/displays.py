@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+import math
+import numbers
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 #: What ``get_data()`` returns: a JSON-ready mapping (its shape is up to the widget's type).
@@ -11,6 +13,73 @@ WidgetData = Mapping[str, Any]
 
 class InvalidWidgetData(ValueError):
     """A widget returned data its card cannot show; the message says what was wrong."""
+
+
+#: The most points a sparkline's ``series`` may hold.
+MAX_SERIES_POINTS = 500
+
+
+def clean_card(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The default card's rules: a string ``headline``; ``detail``, ``status``: strings or None."""
+    headline = data.get("headline")
+    if not isinstance(headline, str):
+        found = type(headline).__name__ if "headline" in data else "nothing"
+        raise InvalidWidgetData(f"get_data() must return a string 'headline', got {found}")
+    for name in ("detail", "status"):
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidWidgetData(
+                f"get_data() '{name}' must be a string or None, got {type(value).__name__}"
+            )
+    return data
+
+
+def clean_sparkline(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A card's rules, plus ``series`` (finite numbers) and optional ``series_labels`` (strings)."""
+    data = clean_card(data)
+    series = data.get("series")
+    if not isinstance(series, Sequence) or isinstance(series, str | bytes):
+        found = type(series).__name__ if "series" in data else "nothing"
+        raise InvalidWidgetData(f"a sparkline needs 'series', a list of numbers, got {found}")
+    if len(series) > MAX_SERIES_POINTS:
+        raise InvalidWidgetData(
+            f"'series' has {len(series)} points, over the {MAX_SERIES_POINTS} limit"
+        )
+    for index, value in enumerate(series):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidWidgetData(
+                f"'series' item {index} is {type(value).__name__}, not a number"
+            )
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int beyond any float
+            finite = False
+        if not finite:
+            raise InvalidWidgetData(f"'series' item {index} is {value}, not a finite number")
+    cleaned = {**data, "series": [v if isinstance(v, int) else float(v) for v in series]}
+    labels = data.get("series_labels")
+    if labels is not None:
+        if (
+            not isinstance(labels, Sequence)
+            or isinstance(labels, str | bytes)
+            or not all(isinstance(label, str) for label in labels)
+        ):
+            raise InvalidWidgetData("'series_labels' must be a list of strings")
+        if len(labels) != len(series):
+            raise InvalidWidgetData(
+                f"'series_labels' has {len(labels)} items for {len(series)} points"
+            )
+        cleaned["series_labels"] = list(labels)
+    return cleaned
+
+
+#: The data rules of the widget types that ship with the dashboard, by ``widget_type``. Any
+#: other type (a project's own template) gets the default card's rules unless its widget
+#: overrides :meth:`DashboardWidget.clean_data`.
+TYPE_RULES: dict[str, Callable[[Mapping[str, Any]], Mapping[str, Any]]] = {
+    "card": clean_card,
+    "sparkline": clean_sparkline,
+}
 
 
 class DashboardWidget:
@@ -68,21 +137,23 @@ class DashboardWidget:
         """Check ``get_data()``'s result against this widget type's rules; return what to keep.
 
         Raise :class:`InvalidWidgetData` to reject it. The default card shows a string
-        ``headline`` and, optionally, a string ``detail`` and ``status``; a widget type with
-        another template (a sparkline, a list) overrides this with its own rules. Whatever the
-        type, the data must also be JSON-serialisable and within ``MAX_DATA_BYTES``.
+        ``headline`` and, optionally, a string ``detail`` and ``status``; the ``sparkline`` type
+        also a ``series`` (see :data:`TYPE_RULES`). A widget with a template of its own overrides
+        this with its own rules. Whatever the type, the data must also be JSON-serialisable and
+        within ``MAX_DATA_BYTES``.
         """
-        headline = data.get("headline")
-        if not isinstance(headline, str):
-            found = type(headline).__name__ if "headline" in data else "nothing"
-            raise InvalidWidgetData(f"get_data() must return a string 'headline', got {found}")
-        for name in ("detail", "status"):
-            value = data.get(name)
-            if value is not None and not isinstance(value, str):
-                raise InvalidWidgetData(
-                    f"get_data() '{name}' must be a string or None, got {type(value).__name__}"
-                )
-        return data
+        return TYPE_RULES.get(self.widget_type, clean_card)(data)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.title!r}>"
+
+
+class SparklineWidget(DashboardWidget):
+    """A card with a small line chart of ``series`` beside its headline.
+
+    ``get_data()`` returns the card's keys plus ``series`` (up to :data:`MAX_SERIES_POINTS`
+    finite numbers, oldest first) and, optionally, ``series_labels`` (one string per point, such
+    as the hour it counts), which the chart's text alternative names.
+    """
+
+    widget_type = "sparkline"
