@@ -219,7 +219,11 @@ async def test_the_query_log_sees_queries_made_while_handling_a_request(queries,
     await AsyncClient().get("/api/dashboard/status/", headers={"Authorization": f"Bearer {key}"})
     queries.active = False
     assert any("smallstack_apitoken" in sql for _, sql in queries.statements)
-    assert not any("activity_requestlog" in sql for _, sql in queries.statements)
+    # The dashboard's Activity card reads the log; nothing writes it on the request's path.
+    assert not any(
+        "activity_requestlog" in sql and sql.lstrip().upper().startswith("INSERT")
+        for _, sql in queries.statements
+    )
 
 
 # -- the buffer --------------------------------------------------------------------------------

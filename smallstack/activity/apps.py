@@ -10,7 +10,12 @@ class ActivityConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import request_finished
 
+        from smallstack import conf, dashboard
         from smallstack.activity import checks, writer  # noqa: F401 — checks register
+        from smallstack.activity.widgets import ActivityWidget
+
+        if conf.get("BUILTIN_WIDGETS"):
+            dashboard.register(ActivityWidget())
 
         # Loaded before the server starts serving, the SIGTERM hook is the handler uvicorn
         # and gunicorn's uvicorn worker hand the signal back to once they have finished.
