@@ -50,3 +50,22 @@ class Command(BaseCommand):
 
             added = seed_orders()
             self.stdout.write(f"Demo orders: {added} added." if added else "Demo orders present.")
+        if apps.is_installed("smallstack.heartbeat"):
+            from smallstack.heartbeat.models import Heartbeat
+            from smallstack.heartbeat.seed import seed_heartbeats
+
+            # A day of beats once, so the Status card and page have an uptime to show; beats
+            # after that come from `manage.py heartbeat --loop 60`.
+            if Heartbeat.objects.exists():
+                self.stdout.write("Demo heartbeats present.")
+            else:
+                self.stdout.write(f"Demo heartbeats: {seed_heartbeats(days=1)} added (24 h).")
+        if apps.is_installed("smallstack.activity"):
+            from smallstack.activity.models import RequestLog
+            from smallstack.activity.seed import seed_requests
+
+            # A day of traffic once; the request log middleware records the real requests.
+            if RequestLog.objects.exists():
+                self.stdout.write("Request log present.")
+            else:
+                self.stdout.write(f"Demo request log: {seed_requests(hours=24)} rows added (24 h).")
