@@ -6,8 +6,9 @@ the snapshot the user saw, and the view compares its :attr:`Snapshot.version` (a
 stored values) with a snapshot of the row re-read inside the write transaction. When they differ,
 :func:`changes` says which fields changed, from what the user saw to what is stored now.
 
-The token is signed (Django's ``signing``, salted with the row's model and primary key), so a
-garbled, forged or other row's token is rejected as :class:`InvalidVersion` rather than trusted.
+The token is signed (Django's ``signing.Signer``, salted with the row's model and primary key,
+without a timestamp: equal values give equal tokens), so a garbled, forged or other row's token
+is rejected as :class:`InvalidVersion` rather than trusted.
 Works for any model; nothing is stored in the database.
 """
 
@@ -71,7 +72,8 @@ class Snapshot:
     def token(self) -> str:
         """The snapshot, signed for this row, to carry in a form (see :func:`read_token`)."""
         payload = {name: [value.stored, value.shown] for name, value in self.values.items()}
-        return signing.dumps(payload, salt=_salt(self.row), compress=True)
+        # No timestamp (unlike signing.dumps): the same row values give the same token.
+        return signing.Signer(salt=_salt(self.row)).sign_object(payload, compress=True)
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def read_token(token: str | None, instance: Model) -> Snapshot:
         raise InvalidVersion("is missing")
     row = _row(instance)
     try:
-        payload = signing.loads(token, salt=_salt(row))
+        payload = signing.Signer(salt=_salt(row)).unsign_object(token)
     except signing.BadSignature:
         raise InvalidVersion("is malformed") from None
     if not isinstance(payload, dict):

@@ -287,6 +287,15 @@ def test_a_token_round_trips_for_its_row_only(order):
         read_token(shown.token(), other)
 
 
+def test_a_token_depends_on_the_values_only_not_on_the_clock(order, monkeypatch):
+    before = snapshot(order, FIELDS).token()
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)  # what a timestamped signature would read
+    assert snapshot(Order.objects.get(pk=order.pk), FIELDS).token() == before
+    Order.objects.filter(pk=order.pk).update(customer="Acme")
+    assert snapshot(Order.objects.get(pk=order.pk), FIELDS).token() != before
+
+
 def test_changes_fall_back_to_stored_values_when_the_display_is_the_same(order):
     seen = snapshot(order, FIELDS)
     Order.objects.filter(pk=order.pk).update(
