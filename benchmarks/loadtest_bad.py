@@ -407,8 +407,12 @@ async def _ws_refused(config: BadConfig, report: BadReport, stop: asyncio.Event)
             outcome = "not closed"
         except websockets.ConnectionClosed as exc:
             outcome = f"closed {exc.rcvd.code if exc.rcvd else 'none'}"
-        except (OSError, websockets.InvalidHandshake, TimeoutError) as exc:
-            outcome = type(exc).__name__
+        except TimeoutError:
+            outcome = "no answer within 10 s"
+        except (OSError, websockets.InvalidHandshake) as exc:
+            # The handshake cut short (a worker killed under it): "connect:" lets the report
+            # tell such cuts at the kill from surprises.
+            outcome = f"connect: {type(exc).__name__}"
         report.ws["anonymous socket"][outcome] += 1
         if outcome != "closed 4401":
             report.ws_unexpected.append((_now(), f"anonymous socket: {outcome}"))
@@ -419,9 +423,10 @@ async def _ws_refused(config: BadConfig, report: BadReport, stop: asyncio.Event)
             outcome = "accepted"
         except websockets.InvalidStatus as exc:
             outcome = f"refused {exc.response.status_code}"
-        except (websockets.ConnectionClosed, OSError, websockets.InvalidHandshake,
-                TimeoutError) as exc:  # fmt: skip
-            outcome = type(exc).__name__
+        except TimeoutError:
+            outcome = "no answer within 10 s"
+        except (websockets.ConnectionClosed, OSError, websockets.InvalidHandshake) as exc:
+            outcome = f"connect: {type(exc).__name__}"
         report.ws["foreign Origin"][outcome] += 1
         if outcome != "refused 403":
             report.ws_unexpected.append((_now(), f"foreign Origin: {outcome}"))
