@@ -19,10 +19,12 @@ from typing import Any
 from django.contrib import admin
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db.models import Field, Model
+from django.db.models.constants import LOOKUP_SEP
 from django.forms import ModelForm
 from django.utils.module_loading import autodiscover_modules
 
 from explorer.forms import model_form_class
+from explorer.search import search_path
 from smallstack import dashboard
 from smallstack.displays import DashboardWidget
 from smallstack.registry import Registration
@@ -30,6 +32,32 @@ from smallstack.registry import Registration
 __all__ = ["Explorer", "ModelInfo", "explorer"]
 
 DEFAULT_GROUP = "General"
+
+
+def _hidden_fields(model: type[Model], admin_class: type | None) -> frozenset[str]:
+    """The model's field names that ``admin_class.explorer_hidden_fields`` lists, checked."""
+    names = getattr(admin_class, "explorer_hidden_fields", None) or ()
+    label = model._meta.label
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise ImproperlyConfigured(
+            f"explorer_hidden_fields of {label} must be a list or tuple of field names, "
+            f"not {names!r}"
+        )
+    hidden = set()
+    for name in names:
+        try:
+            found = model._meta.get_field(name)
+        except (FieldDoesNotExist, TypeError):
+            raise ImproperlyConfigured(
+                f"explorer_hidden_fields of {label} names {name!r}, which is not one of its fields"
+            ) from None
+        if found is model._meta.pk:
+            raise ImproperlyConfigured(
+                f"explorer_hidden_fields of {label} cannot hide the primary key "
+                f"{found.name!r}: the Explorer's links carry it"
+            )
+        hidden.add(found.name)
+    return frozenset(hidden)
 
 
 def _flatten(names: Iterable[Any]) -> list[str]:
@@ -51,6 +79,8 @@ class ModelInfo:
     admin_class: type | None
     group: str
     readonly: bool
+    #: Names of the fields no page shows or queries (``explorer_hidden_fields``).
+    hidden_fields: frozenset[str] = frozenset()
     #: The dashboard registrations of the widgets attached to this model.
     registrations: list[Registration] = field(default_factory=list)
 
@@ -139,7 +169,29 @@ class ModelInfo:
     def form_exclude(self) -> list[str] | None:
         exclude = list(self.option("exclude") or ())
         readonly = list(self.option("readonly_fields") or ())
-        return exclude + readonly or None
+        return exclude + readonly + sorted(self.hidden_fields) or None
+
+    def field_paths(self) -> list[tuple[str, str]]:
+        """``(option, ORM path)`` for every field path the pages show, search, sort or edit.
+
+        Column names that are methods rather than fields are listed too; they lead nowhere
+        when a path is followed (:meth:`Explorer.hidden_target`).
+        """
+        paths: list[tuple[str, str]] = []
+        for name in self.list_fields:
+            if not isinstance(name, str) or name == "__str__":
+                continue
+            paths.append(("list column", name))
+            order_field = self.order_field(name)
+            if order_field and order_field != name:
+                paths.append((f"admin_order_field of column {name!r}", order_field))
+        paths += [("search_fields", search_path(name)) for name in self.search_fields]
+        # The admin's ordering; a model's own Meta.ordering may sort by a hidden field (it
+        # shows no value).
+        ordering = self.option("ordering") or ()
+        paths += [("ordering", name.lstrip("-")) for name in ordering if name != "?"]
+        paths += [("fields", name) for name in self.form_fields or ()]
+        return paths
 
     def model_field(self, name: str) -> Field | None:
         """The concrete model field a column shows, if it is one (``pk`` included)."""
@@ -193,8 +245,11 @@ class Explorer:
 
         ``admin_class`` (usually the model's ``ModelAdmin``) supplies ``list_display`` or
         ``explorer_list_fields``, ``search_fields``, ``fields``/``exclude``, ``ordering``,
-        ``list_per_page`` and ``explorer_dashboard_widgets``. ``readonly=True`` offers the list
-        and detail pages only. Registering a model twice raises ``ImproperlyConfigured``.
+        ``list_per_page``, ``explorer_hidden_fields`` and ``explorer_dashboard_widgets``.
+        ``readonly=True`` offers the list and detail pages only. Registering a model twice, or
+        a column, search field, ordering or form field that reaches a hidden field (of this
+        model, or through a relation of another registered one), raises
+        ``ImproperlyConfigured``.
         """
         if not (isinstance(model, type) and issubclass(model, Model)):
             raise ImproperlyConfigured(f"explorer.register() needs a model class, not {model!r}")
@@ -203,13 +258,20 @@ class Explorer:
         if not group or not isinstance(group, str):
             raise ImproperlyConfigured(f"The Explorer group of {model.__name__} must be a string")
         widgets = list(getattr(admin_class, "explorer_dashboard_widgets", None) or ())
-        info = ModelInfo(model=model, admin_class=admin_class, group=group, readonly=readonly)
+        info = ModelInfo(
+            model=model,
+            admin_class=admin_class,
+            group=group,
+            readonly=readonly,
+            hidden_fields=_hidden_fields(model, admin_class),
+        )
         with self._lock:
             if model in self._registry:
                 raise ImproperlyConfigured(
                     f"{model._meta.label} is already registered with the Explorer "
                     f"(group {self._registry[model].group!r}); register each model once."
                 )
+            self._refuse_exposures(info)
             try:
                 for widget in widgets:
                     info.registrations.append(
@@ -237,6 +299,50 @@ class Explorer:
             for registration in info.registrations:
                 if registration.key in dashboard.registry:
                     dashboard.unregister(registration.key)
+
+    def hidden_target(
+        self, model: type[Model], path: str, extra: ModelInfo | None = None
+    ) -> str | None:
+        """The hidden field (``"app.Model.field"``) that following ``path`` from ``model`` reaches.
+
+        Each step's model counts with its registration's hidden fields (``extra`` stands for a
+        registration not yet made). None when the path reaches none: it ends, leaves the model
+        fields (a method, a transform such as ``__year``), or reaches only visible ones.
+        """
+        current = model
+        for part in path.split(LOOKUP_SEP):
+            name = current._meta.pk.name if part == "pk" else part
+            try:
+                found = current._meta.get_field(name)
+            except FieldDoesNotExist:
+                return None
+            owner = extra if extra is not None and extra.model is current else None
+            owner = owner or self._registry.get(current)
+            if owner is not None and found.name in owner.hidden_fields:
+                return f"{current._meta.label}.{found.name}"
+            related = found.related_model if found.is_relation else None
+            if not isinstance(related, type):
+                return None
+            current = related
+        return None
+
+    def _refuse_exposures(self, info: ModelInfo) -> None:
+        """Raise if ``info``, or a registration its hidden fields concern, would expose one."""
+        problems = []
+        for subject in [info, *self._registry.values()]:
+            for option, path in subject.field_paths():
+                target = self.hidden_target(subject.model, path, extra=info)
+                if target is not None:
+                    problems.append(
+                        f"{subject.model._meta.label}'s {option} {path!r} reaches {target}, "
+                        "which explorer_hidden_fields hides"
+                    )
+        if problems:
+            raise ImproperlyConfigured(
+                f"Cannot register {info.model._meta.label} with the Explorer: "
+                + "; ".join(problems)
+                + ". Remove the path, or the field from explorer_hidden_fields."
+            )
 
     def is_registered(self, model: type[Model]) -> bool:
         return model in self._registry

@@ -26,6 +26,11 @@ def _lookup(search_field: str) -> tuple[str, str]:
     return search_field, "icontains"
 
 
+def search_path(search_field: str) -> str:
+    """The ORM path a ``search_fields`` entry searches: ``"^user__email"`` → ``"user__email"``."""
+    return _lookup(search_field)[0]
+
+
 def _accepts(queryset: QuerySet, path: str, lookup: str, term: str) -> bool:
     """Whether ``term`` is a valid value for an exact match on the field at ``path``."""
     if lookup != "iexact":

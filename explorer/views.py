@@ -2,8 +2,10 @@
 
 Reads use Django's async ORM; form validation and saving (sync by nature: unique checks, related
 choices) run through ``sync_to_async``. Bad query parameters are answered 400, unknown models,
-objects and pages 404, writes to a read-only registration 403, each with a message. An edit or
-delete of a row that changed since its page was shown is refused with 409 (``explorer.versions``).
+objects and pages 404, writes to a read-only registration 403, each with a message; the read
+pages (index, list, detail) answer GET and HEAD only (405). An edit or delete of a row that
+changed since its page was shown is refused with 409 (``explorer.versions``). Fields the
+registration hides (``explorer_hidden_fields``) appear on no page and in no form or version.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.text import capfirst
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from explorer.registry import ModelInfo, explorer
 from explorer.search import InvalidSearch, search_queryset
@@ -178,10 +180,13 @@ def _related_url(value: Any) -> str | None:
 def _fields(info: ModelInfo, obj: Model) -> list[tuple[str, Any, str | None]]:
     """(label, display value, link) for every field of ``obj``, many-to-many included.
 
-    A relation links to the related object's Explorer page when that model is registered.
+    Hidden fields (``explorer_hidden_fields``) are left out. A relation links to the related
+    object's Explorer page when that model is registered.
     """
     shown = []
     for field in [*info.model._meta.fields, *info.model._meta.many_to_many]:
+        if field.name in info.hidden_fields:
+            continue
         url = None
         if field.many_to_many:
             value = ", ".join(str(related) for related in getattr(obj, field.name).all())
@@ -240,6 +245,7 @@ def _related_columns(info: ModelInfo, columns: list[str]) -> list[str]:
 
 
 @explorer_view
+@require_safe
 async def index(request: HttpRequest) -> HttpResponse:
     """The registered models by group, each with its row count."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -252,6 +258,7 @@ async def index(request: HttpRequest) -> HttpResponse:
 
 
 @explorer_view
+@require_safe
 async def model_list(request: HttpRequest, app_label: str, model_name: str) -> HttpResponse:
     """Rows of one model: searchable (``?q=``), sortable (``?o=``), paginated (``?page=``)."""
     info = _model_info(app_label, model_name)
@@ -337,6 +344,7 @@ def _headers(
 
 
 @explorer_view
+@require_safe
 async def detail(request: HttpRequest, app_label: str, model_name: str, pk: str) -> HttpResponse:
     """Every field of one object."""
     info = _model_info(app_label, model_name)
@@ -359,8 +367,11 @@ async def detail(request: HttpRequest, app_label: str, model_name: str, pk: str)
 
 
 def _version_fields(info: ModelInfo) -> list[str]:
-    """The fields a row's version covers: the edit form's, for the delete page too."""
-    return list(info.form_class.base_fields)
+    """The fields a row's version covers: the edit form's, for the delete page too.
+
+    Never a hidden field: the signed token carries the values readably.
+    """
+    return [name for name in info.form_class.base_fields if name not in info.hidden_fields]
 
 
 def _locked_row(info: ModelInfo, pk: str, not_done: str) -> Model:
