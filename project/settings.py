@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "smallstack",
     "smallstack.heartbeat",  # Status: checks, heartbeats, uptime, health endpoints
     "smallstack.activity",  # the request log (smallstack/activity/)
+    "smallstack.help",  # Help & Docs: Markdown documents at /help/ (smallstack/help/)
     "explorer",
     "project.sales",
     "project.apps.ProjectConfig",  # check --deploy knows project/middleware.py (project/checks.py)
