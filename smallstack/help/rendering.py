@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import posixpath
 import re
+import textwrap
 import xml.etree.ElementTree as etree
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import markdown
 import nh3
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.text import Truncator, slugify
+from django.utils.text import slugify
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
 
@@ -197,7 +198,7 @@ def render(source: str, section_folder: str = "", url: DocumentUrl | None = None
         text=plain_text(body),
         meta=meta,
         heading=heading.strip(),
-        summary=Truncator(summary).chars(200),
+        summary=textwrap.shorten(summary, 200, placeholder=" …"),
     )
 
 
