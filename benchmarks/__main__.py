@@ -27,3 +27,7 @@ health.main()
 from benchmarks import stall  # noqa: E402
 
 stall.main()
+
+from benchmarks import users  # noqa: E402
+
+users.main()

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "smallstack",
     "smallstack.heartbeat",  # Status: checks, heartbeats, uptime, health endpoints
     "smallstack.activity",  # the request log (smallstack/activity/)
+    "smallstack.users",  # Users: the accounts card, users in the Explorer (smallstack/users/)
     "smallstack.help",  # Help & Docs: Markdown documents at /help/ (smallstack/help/)
     "explorer",
     "project.sales",

@@ -7,8 +7,5 @@ class SmallstackConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from smallstack import checks, conf, dashboard, signals, widgets  # noqa: F401 — checks register, signals connect
-
-        if conf.get("BUILTIN_WIDGETS"):
-            for widget in widgets.builtin_widgets():
-                dashboard.register(widget)
+        # The first-party cards are registered by their own apps (heartbeat, activity, users…).
+        from smallstack import checks, signals  # noqa: F401 — checks register, signals connect

@@ -221,9 +221,9 @@ def test_filters(api, register, group):
     everything = keys("")
     assert shown.key in everything and hidden.key in everything
     assert hidden.key not in keys("dashboard_only=1")
-    assert keys("app=smallstack") == ["smallstack.users"]
-    assert keys("app=heartbeat") == ["smallstack.status"]  # its own app; the key is kept
-    assert keys(f"app=smallstack&group={group}") == []
+    assert keys("app=smallstack_users") == ["smallstack.users"]  # its own app; the key is kept
+    assert keys("app=heartbeat") == ["smallstack.status"]
+    assert keys(f"app=smallstack_users&group={group}") == []
 
 
 @pytest.mark.parametrize("value", ["yes", "2", "", "on", "null"])

@@ -21,7 +21,7 @@ def test_bearer_key_conditional_get_and_401_under_uvicorn(server, key):
         assert anonymous.status_code == 401
         assert anonymous.headers["www-authenticate"].startswith("Bearer")
         auth = {"Authorization": f"Bearer {key}"}
-        first = client.get("/api/dashboard/widgets/?app=smallstack", headers=auth)
+        first = client.get("/api/dashboard/widgets/?app=smallstack_users", headers=auth)
         assert first.status_code == 200
         assert [w["key"] for w in first.json()["widgets"]] == ["smallstack.users"]
         heartbeat = client.get("/api/dashboard/widgets/?app=heartbeat", headers=auth)
@@ -35,13 +35,16 @@ def test_bearer_key_conditional_get_and_401_under_uvicorn(server, key):
         )
         assert again.status_code == 304
         assert again.content == b""
-        assert client.get("/api/dashboard/status/?app=smallstack", headers=auth).status_code == 200
+        assert (
+            client.get("/api/dashboard/status/?app=smallstack_users", headers=auth).status_code
+            == 200
+        )
 
 
 def test_twenty_slow_widgets_through_the_api_under_uvicorn(server, key):
     auth = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=server.url, timeout=10, headers=auth) as client:
-        client.get("/api/dashboard/status/?app=smallstack")  # warm-up
+        client.get("/api/dashboard/status/?app=smallstack_users")  # warm-up
         started = time.perf_counter()
         response = client.get("/api/dashboard/widgets/?group=Server%20slow")
         elapsed = time.perf_counter() - started

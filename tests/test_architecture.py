@@ -75,7 +75,7 @@ def test_the_graph_is_read_from_real_imports():
     # Spot checks that the reader sees module-level and in-function imports.
     assert "smallstack.contract" in graph["smallstack.engine"]
     assert "smallstack.registry" in graph["smallstack.contract"]
-    assert "smallstack.dashboard" in graph["smallstack.apps"]  # inside ready()
+    assert "smallstack.dashboard" in graph["smallstack.heartbeat.apps"]  # inside ready()
 
 
 #: What a first-party feature app (``smallstack/<feature>/``) may import from the dashboard: the

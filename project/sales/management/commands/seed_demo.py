@@ -50,6 +50,15 @@ class Command(BaseCommand):
 
             added = seed_orders()
             self.stdout.write(f"Demo orders: {added} added." if added else "Demo orders present.")
+        if apps.is_installed("smallstack.users"):
+            from smallstack.users.seed import seed_users
+
+            added = seed_users()
+            self.stdout.write(
+                f"Demo accounts: {added} added."
+                if added
+                else "Demo accounts present (dates moved)."
+            )
         if apps.is_installed("smallstack.heartbeat"):
             from smallstack.heartbeat.models import Heartbeat
             from smallstack.heartbeat.seed import seed_heartbeats
