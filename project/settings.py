@@ -10,6 +10,8 @@ Everything that differs between machines comes from the environment:
 - ``SMALLSTACK_THREAD_POOL_SIZE`` / ``SMALLSTACK_WIDGET_TIMEOUT`` tune the widget engine.
 - ``SMALLSTACK_RENDER_BUDGET``  seconds a page waits before sending late cards live (0.3).
 - ``SMALLSTACK_ACTIVITY`` ("0" turns the request log off) / ``SMALLSTACK_ACTIVITY_FLUSH_INTERVAL``.
+- ``BACKUP_DIR`` / ``BACKUP_MAX_AGE_HOURS`` / ``BACKUP_KEEP``: where backups go (default
+  ``$SMALLSTACK_DATA_DIR/backups``), when the card warns (26 h), how many the button keeps.
 """
 
 from pathlib import Path
@@ -48,6 +50,7 @@ INSTALLED_APPS = [
     "smallstack",
     "smallstack.heartbeat",  # Status: checks, heartbeats, uptime, health endpoints
     "smallstack.activity",  # the request log (smallstack/activity/)
+    "smallstack.backups",  # Backups: backup/restore commands, card, page (smallstack/backups/)
     "smallstack.users",  # Users: the accounts card, users in the Explorer (smallstack/users/)
     "smallstack.help",  # Help & Docs: Markdown documents at /help/ (smallstack/help/)
     "explorer",
@@ -181,6 +184,13 @@ SMALLSTACK_DASHBOARD = {
 SMALLSTACK_ACTIVITY = {
     "ENABLED": env_bool("SMALLSTACK_ACTIVITY", True),
     "FLUSH_INTERVAL": float(env_str("SMALLSTACK_ACTIVITY_FLUSH_INTERVAL", "2")),
+}
+
+# Backups (smallstack/backups/conf.py lists every key).
+SMALLSTACK_BACKUPS = {
+    "BACKUP_DIR": env_str("BACKUP_DIR", str(DATA_DIR / "backups")),
+    "MAX_AGE_HOURS": float(env_str("BACKUP_MAX_AGE_HOURS", "26")),
+    "KEEP": int(env_str("BACKUP_KEEP", "0")) or None,
 }
 
 LOGGING = {

@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("smallstack/explorer/", include("explorer.urls")),
     path("smallstack/activity/", include("smallstack.activity.urls")),
+    path("smallstack/backups/", include("smallstack.backups.urls")),
     path("help/", include("smallstack.help.urls")),
     path("", include("smallstack.heartbeat.urls")),  # /smallstack/status/ and /status/
     path("smallstack/", include("smallstack.urls")),

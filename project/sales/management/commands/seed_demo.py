@@ -78,3 +78,8 @@ class Command(BaseCommand):
                 self.stdout.write("Request log present.")
             else:
                 self.stdout.write(f"Demo request log: {seed_requests(hours=24)} rows added (24 h).")
+        if apps.is_installed("smallstack.backups"):
+            from smallstack.backups.seed import seed_backup
+
+            # One real backup when there is none, taken once the seeded rows are committed.
+            transaction.on_commit(lambda: self.stdout.write(seed_backup()))

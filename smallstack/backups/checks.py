@@ -1,0 +1,135 @@
+"""System checks for ``SMALLSTACK_BACKUPS`` (``backups.E001``-``E006``)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+from django.db import connections
+
+from smallstack.backups import conf
+
+OBJ = "settings.SMALLSTACK_BACKUPS"
+
+
+def _path(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and bool(value)) or hasattr(value, "__fspath__")
+
+
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "BACKUP_DIR": (_path, "a path, or None"),
+    "MAX_AGE_HOURS": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+        "a positive number of hours",
+    ),
+    "KEEP": (
+        lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+        "a positive integer, or None to keep every backup",
+    ),
+    "PG_BIN_DIR": (_path, "a directory, or None"),
+}
+
+
+def _settings_messages(value: dict[str, Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key, given in value.items():
+        if key not in conf.DEFAULTS:
+            closest = difflib.get_close_matches(str(key), list(conf.DEFAULTS), n=1)
+            messages.append(
+                Error(
+                    f"SMALLSTACK_BACKUPS has an unknown key {key!r}; it has no effect.",
+                    hint=(f"Did you mean {closest[0]!r}? " if closest else "")
+                    + f"Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
+                    obj=OBJ,
+                    id="backups.E002",
+                )
+            )
+            continue
+        test, description = RULES[key]
+        if not test(given):
+            messages.append(
+                Error(
+                    f"SMALLSTACK_BACKUPS[{key!r}] is {given!r}; it must be {description}.",
+                    hint=f"Remove it to use the default, {conf.DEFAULTS[key]!r}.",
+                    obj=OBJ,
+                    id="backups.E003",
+                )
+            )
+    return messages
+
+
+def writable_problem(directory: Path) -> str | None:
+    """Why backups could not be written to ``directory`` (created if missing), or None."""
+    if directory.exists():
+        if not directory.is_dir():
+            return f"{directory} exists and is not a directory"
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return f"{directory} is not writable by this user"
+        return None
+    parent = directory.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        return f"{directory} does not exist and cannot be created ({parent} is not writable)"
+    return None
+
+
+@register("backups")
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    value = getattr(settings, "SMALLSTACK_BACKUPS", {})
+    if not isinstance(value, dict):
+        return [
+            Error(
+                f"SMALLSTACK_BACKUPS must be a dict, not {type(value).__name__}.",
+                obj=OBJ,
+                id="backups.E001",
+            )
+        ]
+    messages = _settings_messages(value)
+    if messages:
+        return messages
+    problem = writable_problem(conf.backup_dir())
+    if problem:
+        messages.append(
+            Error(
+                f"Backups cannot be written: {problem}.",
+                hint="Set SMALLSTACK_BACKUPS['BACKUP_DIR'] (BACKUP_DIR in the environment) to "
+                "a directory this user can write.",
+                obj=OBJ,
+                id="backups.E004",
+            )
+        )
+    vendor = connections["default"].vendor
+    if vendor == "postgresql":
+        missing = [name for name in ("pg_dump", "pg_restore") if conf.pg_tool(name) is None]
+        if missing:
+            where = conf.get("PG_BIN_DIR") or "PATH"
+            messages.append(
+                Error(
+                    f"The database is PostgreSQL but {' and '.join(missing)} "
+                    f"{'is' if len(missing) == 1 else 'are'} not in {where}.",
+                    hint="Install the PostgreSQL client tools (Debian: postgresql-client) at "
+                    "least as new as the server, or set SMALLSTACK_BACKUPS['PG_BIN_DIR'].",
+                    obj=OBJ,
+                    id="backups.E005",
+                )
+            )
+    elif vendor != "sqlite":
+        messages.append(
+            Error(
+                f"Backups support SQLite and PostgreSQL; the default database is {vendor}.",
+                hint="Use the database's own backup tools, or remove smallstack.backups from "
+                "INSTALLED_APPS.",
+                obj=OBJ,
+                id="backups.E006",
+            )
+        )
+    return messages
