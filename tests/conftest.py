@@ -130,3 +130,22 @@ def require_binary(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (tests/postgres.py): initdb and pg_ctl in a
+    temporary directory, on 127.0.0.1. Skipped locally without the binaries; a failure in CI."""
+    from tests.postgres import PostgresServer, require_postgres
+
+    server = PostgresServer(require_postgres()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> Iterator[str]:
+    """The URL (``DATABASE_URL`` form) of a new, empty database on that server; dropped after."""
+    name = f"test_{next(_groups)}_{int(time.time() * 1000)}"
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
