@@ -28,6 +28,10 @@ from benchmarks import stall  # noqa: E402
 
 stall.main()
 
+from benchmarks import backups  # noqa: E402
+
+backups.main()
+
 from benchmarks import users  # noqa: E402
 
 users.main()

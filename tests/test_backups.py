@@ -108,6 +108,7 @@ class Writer(threading.Thread):
                 db.execute("INSERT INTO probe (payload) VALUES (?)", (os.urandom(64).hex(),))
                 db.execute("COMMIT")
                 self.committed += 1
+                time.sleep(0.0005)  # back to back, it would starve other writers of the lock
         except Exception as exc:  # surfaced by the test
             self.error = exc
         finally:
@@ -709,3 +710,12 @@ def test_the_deploy_files_run_a_working_backup_command(backup_dir):
     call_command(*cron_args, stdout=quiet)
     assert quiet.getvalue() == ""  # cron mails only failures
     assert BackupRecord.objects.filter(status="ok").count() == 2
+
+
+def test_an_unknown_database_alias_is_a_clear_error(backup_dir):
+    with pytest.raises(CommandError, match="there is no database 'nope' in DATABASES"):
+        call_command("backup", database="nope")
+    made = service.backup()
+    with pytest.raises(CommandError, match="there is no database 'nope' in DATABASES"):
+        call_command("restore", made.file_name, database="nope", force=True)
+    assert listed(backup_dir) == [made.file_name]

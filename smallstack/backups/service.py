@@ -16,8 +16,8 @@ from pathlib import Path
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.migrations.executor import MigrationExecutor
-from django.db.utils import ConnectionDoesNotExist
 from django.utils import timezone
+from django.utils.connection import ConnectionDoesNotExist
 
 from smallstack.backups import conf, files, postgres, serving, sqlite
 from smallstack.backups.errors import BackupError
