@@ -26,7 +26,7 @@ def pytest_sessionfinish(session, exitstatus):
 
     name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
     if name and os.path.basename(name).startswith("test-db-"):
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".serving"):  # .serving: smallstack/backups/serving.py
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name + suffix)
 

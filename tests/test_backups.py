@@ -44,7 +44,9 @@ MB = 1024 * 1024
 
 @pytest.fixture(autouse=True)
 def backup_dir(settings, tmp_path):
-    """Backups of this test go to a directory of its own."""
+    """Backups of this test go to a directory of its own. Earlier tests that drove the real ASGI
+    handler in this process marked the test database as served: that mark is dropped."""
+    serving.release_all()
     directory = tmp_path / "backups"
     settings.SMALLSTACK_BACKUPS = {"BACKUP_DIR": str(directory)}
     yield directory
