@@ -414,3 +414,11 @@ def session_headers(client: httpx.Client, origin: str) -> dict[str, str]:
 
     cookie = client.cookies[settings.SESSION_COOKIE_NAME]
     return {"Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}", "Origin": origin}
+
+
+def manage_static(site: DeploySite) -> Path:
+    """``manage.py collectstatic`` into the site's STATIC_ROOT (``$SMALLSTACK_DATA_DIR/static``)."""
+    from tests.servers import manage
+
+    manage(site.environ, "collectstatic", "--noinput", "-v0")
+    return site.data_dir / "static"
