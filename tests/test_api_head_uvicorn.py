@@ -41,7 +41,8 @@ def headers_of(head: bytes) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/dashboard/status/?app=smallstack", "/api/dashboard/widgets/slow-async-0/"]
+    "path",
+    ["/api/dashboard/status/?app=smallstack_users", "/api/dashboard/widgets/slow-async-0/"],
 )
 def test_head_sends_gets_status_and_headers_and_no_body(server, key, path):
     get_head, get_body = raw_request(server.port, "GET", path, key)

@@ -293,7 +293,7 @@ def test_card_is_in_the_heartbeat_app_and_monitoring_group(staff_client):
 
     assert keys("app=heartbeat") == ["smallstack.status"]
     assert "smallstack.status" in keys("group=Monitoring")
-    assert "smallstack.status" not in keys("app=smallstack")
+    assert "smallstack.status" not in keys("app=smallstack_users")
     registration = dashboard.registry.get("smallstack.status")
     assert registration.widget.refresh_interval and registration.widget.refresh_interval <= 10
     assert registration.app_label == "heartbeat" and registration.widget.order == 10
