@@ -29,6 +29,11 @@ def pytest_sessionfinish(session, exitstatus):
         for suffix in ("", "-wal", "-shm", ".serving"):  # .serving: smallstack/backups/serving.py
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name + suffix)
+    backups = str(getattr(settings, "SMALLSTACK_BACKUPS", {}).get("BACKUP_DIR") or "")
+    if os.path.basename(backups).startswith("test-backups-"):
+        import shutil
+
+        shutil.rmtree(backups, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,3 +14,10 @@ TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], BASE_DIR / "tests" / "templates"]
 SERVESTATIC_USE_FINDERS = True  # serve app static files without collectstatic
 # One test database file per pytest process, so concurrent runs never share one.
 DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405
+# Backups the suite takes (seed_demo takes one) stay out of var/backups, the demo's own: beside the
+# test database, removed with it (tests/conftest.py). A BACKUP_DIR in the environment still wins.
+if not os.environ.get("BACKUP_DIR"):
+    SMALLSTACK_BACKUPS = {
+        **SMALLSTACK_BACKUPS,  # noqa: F405
+        "BACKUP_DIR": str(DATA_DIR / f"test-backups-{os.getpid()}"),  # noqa: F405
+    }
