@@ -369,3 +369,25 @@ def test_compose_wires_the_services():
     assert nginx["depends_on"] == {"app": {"condition": "service_healthy"}}
     assert services["db"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
     assert "healthcheck" in services["db"] and "healthcheck" in services["redis"]
+
+
+def test_the_nginx_image_points_the_shipped_site_at_the_app_service(tmp_path):
+    """The nginx stage's sed, run here on deploy/nginx.conf with the stage's ARG defaults: the
+    upstream becomes the compose service and both servers get the name (a changed line in the
+    site that the sed no longer finds would leave the image pointing at 127.0.0.1)."""
+    stage = _dockerfile().split("AS nginx\n", 1)[1].split("\nFROM ", 1)[0]
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", stage, re.M))
+    assert args == {"UPSTREAM": "app:8000", "SERVER_NAME": "localhost"}
+    expressions = re.findall(r'-e "([^"]+)"', stage)
+    assert len(expressions) == 2
+    site = tmp_path / "default.conf"
+    site.write_text((DEPLOY / "nginx.conf").read_text())
+    script = [
+        part
+        for e in expressions
+        for part in ("-e", re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], e))
+    ]
+    subprocess.run([require_binary("sed"), "-i", *script, str(site)], check=True)
+    rendered = site.read_text()
+    assert re.findall(r"^\s*server (\S+);", rendered, re.M) == ["app:8000"]
+    assert re.findall(r"^\s*server_name (\S+);", rendered, re.M) == ["localhost", "localhost"]

@@ -57,6 +57,23 @@ def test_the_shipped_configuration_runs_uvicorn_workers_under_one_master(gunicor
     assert int(match.group(1)) in workers
 
 
+def test_an_unhandled_error_is_logged_with_its_traceback(gunicorn_server):
+    """With DEBUG off Django logs a server error to "django.request" only; the shipped
+    logging configuration sends that to gunicorn's error output, traceback included."""
+    response = httpx.get(f"{gunicorn_server.url}/deploy-error/")
+    assert response.status_code == 500
+    assert "deploy test" not in response.text  # the visitor sees no detail
+    deadline = time.monotonic() + 5
+    while "RuntimeError: deploy test: an unhandled error" not in gunicorn_server.log():
+        assert time.monotonic() < deadline, gunicorn_server.log()
+        time.sleep(0.05)
+    assert re.search(
+        r"\[\d+\] \[ERROR\] django\.request: Internal Server Error: /deploy-error/\n"
+        r"Traceback \(most recent call last\):",
+        gunicorn_server.log(),
+    )
+
+
 async def test_a_refresh_reaches_sockets_on_both_workers(gunicorn_server, deploy_site):
     server = gunicorn_server
     client = await asyncio.to_thread(login, server.url)
