@@ -377,7 +377,7 @@ def record(hours_ago: float, status: str = "ok", size: int = 24 * MB, **fields) 
         created_at=timezone.now() - timedelta(hours=hours_ago),
         status=status,
         size=size if status == "ok" else 0,
-        file_name=fields.pop("file_name", f"backup-default-{time.time_ns()}.sqlite3.gz")
+        file_name=fields.pop("file_name", files.new_name("default", "sqlite", timezone.now()))
         if status == "ok"
         else "",
         vendor="sqlite",
@@ -446,11 +446,16 @@ def test_page_lists_records_newest_first_escaped(staff_client):
     assert 'action="/smallstack/backups/run/"' in html and "csrfmiddlewaretoken" in html
 
 
-def test_page_offers_downloads_of_files_on_disk(staff_client):
+def test_page_offers_downloads_of_files_on_disk(staff_client, backup_dir):
     made = service.backup()
     html = staff_client.get(PAGE).content.decode()
     assert f'href="/smallstack/backups/{made.pk}/download/"' in html
     assert made.sha256 in html and "file missing" not in html
+    # A file name this app would not write is never offered, even if such a file exists.
+    odd = record(1, file_name="notes.txt")
+    (backup_dir / "notes.txt").write_text("not a backup")
+    html = staff_client.get(PAGE).content.decode()
+    assert f"/smallstack/backups/{odd.pk}/download/" not in html
 
 
 def test_page_is_staff_only(client, plain_user):
@@ -490,7 +495,14 @@ async def test_download_refuses_non_staff_and_anything_but_a_good_record(
     await sync_to_async(outsider.force_login)(plain_user)
     assert (await sync_to_async(outsider.get)(url)).status_code == 403
 
+    # A record naming a file outside the backup directory (written by hand) is never followed.
+    (backup_dir.parent / "secret.sqlite3").write_bytes(b"outside the backup directory")
+    escaping = await BackupRecord.objects.acreate(
+        created_at=timezone.now(), status="ok", vendor="sqlite", file_name="../secret.sqlite3"
+    )
+    assert (backup_dir / escaping.file_name).is_file()
     for bad in (
+        f"/smallstack/backups/{escaping.pk}/download/",
         f"/smallstack/backups/{failed.pk}/download/",
         f"/smallstack/backups/{made.pk + 1000}/download/",
         "/smallstack/backups/..%2F..%2Fdb.sqlite3/download/",

@@ -31,7 +31,9 @@ def _rows() -> dict[str, Any]:
     now = timezone.now()
     rows = []
     for record in BackupRecord.objects.order_by("-created_at", "-id")[:500]:
-        present = bool(record.file_name) and (directory / record.file_name).is_file()
+        present = (
+            files.is_backup_name(record.file_name) and (directory / record.file_name).is_file()
+        )
         rows.append(
             {
                 "record": record,
