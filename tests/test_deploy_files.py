@@ -89,7 +89,8 @@ def test_systemd_analyze_verifies_every_unit(install_root, tmp_path):
 def test_the_units_share_one_environment_and_harden_the_services():
     web = unit_settings(DEPLOY / "smallstack.service")
     heartbeat = unit_settings(DEPLOY / "smallstack-heartbeat.service")
-    for unit in (web, heartbeat, unit_settings(DEPLOY / "smallstack-backup.service")):
+    jobs = [unit_settings(DEPLOY / f"smallstack-{name}.service") for name in ("backup", "prune")]
+    for unit in (web, heartbeat, *jobs):
         assert unit["EnvironmentFile"] == ["/etc/smallstack.env"]
         assert unit["User"] == ["smallstack"]
         assert unit["WorkingDirectory"] == ["/srv/smallstack"]
