@@ -233,7 +233,8 @@ def test_env_example_names_every_setting():
 
 
 def test_the_example_environment_loads_the_settings(tmp_path):
-    """The production example, with its placeholders, passes ``manage.py check`` (DEBUG off)."""
+    """The production example, with its placeholders, collects the static files and passes
+    ``manage.py check --deploy`` without errors (DEBUG off)."""
     environ = {
         "PATH": os.environ["PATH"],
         **{name: value for name, value in _example().items() if value},
@@ -241,14 +242,15 @@ def test_the_example_environment_loads_the_settings(tmp_path):
         "BACKUP_DIR": str(tmp_path / "backups"),
         "DJANGO_SETTINGS_MODULE": "project.settings",
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    for command in (["collectstatic", "--noinput", "-v0"], ["check", "--deploy"]):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=environ,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
 
 
 # -- Docker ---------------------------------------------------------------------------------------
