@@ -112,7 +112,13 @@ def backup(*, database: str = "default", keep: int | None = None) -> BackupRecor
     if keep is None:
         keep = conf.get("KEEP")
     if keep is not None:
-        prune(keep, database=database)
+        try:
+            prune(keep, database=database)
+        except Exception as exc:
+            raise BackupError(
+                f"the backup {directory / name} was written and recorded, but pruning to {keep} "
+                f"failed: {describe(exc)}"
+            ) from exc
     return record
 
 
