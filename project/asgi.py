@@ -14,6 +14,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 # Set up Django (apps, settings) before importing anything that imports models.
 django_application = get_asgi_application()
 
+from project.checks import log_startup_problems  # noqa: E402
+
+log_startup_problems()  # e.g. DEBUG off and the static files never collected (project.W001)
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

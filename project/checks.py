@@ -1,4 +1,12 @@
-"""``manage.py check --deploy`` that knows project/middleware.py's classes are Django's middleware.
+"""Project checks: static files collected; ``check --deploy`` knows project/middleware.py.
+
+**Static files.** With ``DEBUG`` off the static files are served from ``STATIC_ROOT`` only (what
+``manage.py collectstatic`` put there), so pages of a server started without that step come out
+unstyled. :func:`check_static_files_collected` (``project.W001``) compares ``STATIC_ROOT`` with
+what the static file finders offer; ``manage.py check`` reports it, and the ASGI application
+(project/asgi.py) logs it when a server process starts (:func:`log_startup_problems`).
+
+**Deployment checks.**
 
 ``MIDDLEWARE`` lists event-loop-friendly subclasses of Django's middleware under
 ``project.middleware.*``. Django's security checks look for its middleware by dotted path
@@ -21,12 +29,20 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import django
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
+
+logger = logging.getLogger("project")
+
+#: Tag of the checks a server process runs when it starts (cheap, about serving).
+STARTUP_TAG = "project_startup"
 
 #: (module, predicate, the middleware it looks for): every presence test in Django's deploy checks.
 PREDICATES = [
@@ -144,3 +160,52 @@ def check_adapted_predicates(app_configs=None, **kwargs) -> list[checks.CheckMes
             )
         )
     return errors
+
+
+# -- static files ---------------------------------------------------------------------------------
+
+
+def missing_static_files() -> list[str]:
+    """Static files the finders offer that are not in ``STATIC_ROOT`` (relative paths)."""
+    from django.contrib.staticfiles.finders import get_finders
+
+    root = Path(settings.STATIC_ROOT or "")
+    ignore = apps.get_app_config("staticfiles").ignore_patterns  # as collectstatic's default
+    missing: set[str] = set()
+    for finder in get_finders():
+        for path, _storage in finder.list(ignore):
+            if not (root / path).is_file():
+                missing.add(path)
+    return sorted(missing)
+
+
+# Not tagged "staticfiles": collectstatic runs those checks first, and would warn before copying.
+@checks.register(STARTUP_TAG)
+def check_static_files_collected(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """project.W001: ``DEBUG`` off, static files served from ``STATIC_ROOT``, and some missing."""
+    if (
+        settings.DEBUG
+        or getattr(settings, "SERVESTATIC_USE_FINDERS", False)
+        or not apps.is_installed("django.contrib.staticfiles")
+    ):
+        return []
+    missing = missing_static_files()
+    if not missing:
+        return []
+    return [
+        checks.Warning(
+            f"{len(missing)} static files are not in STATIC_ROOT ({settings.STATIC_ROOT}), "
+            f"e.g. {', '.join(missing[:3])}. With DEBUG off only collected files are served, "
+            "so pages would be unstyled.",
+            hint="Run 'python manage.py collectstatic --noinput' with the same settings "
+            "before starting the server (deploy/Dockerfile does it at build time).",
+            id="project.W001",
+        )
+    ]
+
+
+def log_startup_problems() -> None:
+    """Log what the start-up checks find (a server process runs no system checks itself)."""
+    for message in checks.run_checks(tags=[STARTUP_TAG]):
+        level = logging.ERROR if message.is_serious() else logging.WARNING
+        logger.log(level, "%s", message)

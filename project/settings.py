@@ -1,14 +1,25 @@
 """Settings for the SmallStack dashboard project.
 
-Everything that differs between machines comes from the environment:
+Everything that differs between machines comes from the environment (the README's settings
+table lists each variable with its default):
 
 - ``SECRET_KEY``     required when ``DEBUG`` is off.
-- ``DEBUG``          "1"/"true" to enable (default: off).
-- ``ALLOWED_HOSTS``  comma-separated (default: localhost names).
+- ``DEBUG``          "1"/"true" to enable (default: off). Off, it refuses ``ALLOWED_HOSTS=*``.
+- ``ALLOWED_HOSTS``  comma-separated (default: localhost names); ``CSRF_TRUSTED_ORIGINS`` too.
+- ``SECURE_COOKIES`` session and CSRF cookies over HTTPS only (default: on when ``DEBUG`` is off);
+  ``SECURE_HSTS_SECONDS`` / ``SECURE_HSTS_INCLUDE_SUBDOMAINS`` / ``SECURE_HSTS_PRELOAD`` and
+  ``SECURE_SSL_REDIRECT`` as Django's settings of those names (default: off);
+  ``BEHIND_PROXY`` ("1") trusts the proxy's ``X-Forwarded-Proto`` (``SECURE_PROXY_SSL_HEADER``).
 - ``DATABASE_URL``   e.g. ``postgres://user:pass@host/db``; default: embedded SQLite.
-- ``REDIS_URL``      enables the Redis channel layer for multi-process push.
+  ``DATABASE_CONN_MAX_AGE`` keeps connections open that many seconds; ``DATABASE_POOL_MAX``
+  (with ``DATABASE_POOL_MIN`` / ``DATABASE_POOL_TIMEOUT``) uses Django's PostgreSQL connection
+  pool instead (project/services.py).
+- ``REDIS_URL``      the Redis channel layer for multi-process push, the dashboard's cache (unless
+  ``CACHE_URL`` names another, or ``locmem://``) and the per-widget locks.
+- ``SMALLSTACK_DATA_DIR``  SQLite, collected static files, backups (default: ``var/``).
 - ``SMALLSTACK_THREAD_POOL_SIZE`` / ``SMALLSTACK_WIDGET_TIMEOUT`` tune the widget engine.
 - ``SMALLSTACK_RENDER_BUDGET``  seconds a page waits before sending late cards live (0.3).
+- ``SMALLSTACK_LOOP_BLOCK_LIMIT`` / ``SMALLSTACK_LOOP_BLOCK_COOLDOWN``: the widget loop's watchdog.
 - ``SMALLSTACK_ACTIVITY`` ("0" turns the request log off) / ``SMALLSTACK_ACTIVITY_FLUSH_INTERVAL``.
 - ``BACKUP_DIR`` / ``BACKUP_MAX_AGE_HOURS`` / ``BACKUP_KEEP``: where backups go (default
   ``$SMALLSTACK_DATA_DIR/backups``), when the card warns (26 h), how many the button keeps.
@@ -17,10 +28,10 @@ Everything that differs between machines comes from the environment:
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from project.env import env_bool, env_list, env_str
+from project import services
+from project.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("SMALLSTACK_DATA_DIR", str(BASE_DIR / "var")))
@@ -31,11 +42,31 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("Set the SECRET_KEY environment variable (or DEBUG=1).")
+        raise ImproperlyConfigured(
+            "DEBUG is off and SECRET_KEY is not set: set the SECRET_KEY environment variable "
+            "(the same long random value on every host), or DEBUG=1 for development."
+        )
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+if not DEBUG and "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DEBUG is off and ALLOWED_HOSTS contains '*': name the host names the site answers to "
+        "(ALLOWED_HOSTS=dashboard.example.com), so forged Host headers are refused."
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# HTTPS. Cookies over HTTPS only unless DEBUG (SECURE_COOKIES=0 to test over plain HTTP); HSTS
+# and the redirect to HTTPS are opt-in (deploy/env.example turns them on).
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+if env_bool("BEHIND_PROXY", False):
+    # Only behind a proxy that sets X-Forwarded-Proto itself (deploy/nginx.conf overwrites it):
+    # anywhere else a client could claim HTTPS with that header.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -93,33 +124,30 @@ TEMPLATES: list[dict[str, Any]] = [
     },
 ]
 
-# The embedded default: SQLite in WAL mode with IMMEDIATE transactions and a busy timeout, so
-# concurrent readers and writers wait for each other instead of failing with "database is locked".
-SQLITE_OPTIONS = {
-    "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;",
-    "transaction_mode": "IMMEDIATE",
-    "timeout": 20,
-}
+# The embedded default is SQLite in WAL mode (project/services.py). By default every connection is
+# closed after its request or widget call (ASGI serves each from a thread of its own); on
+# PostgreSQL, DATABASE_POOL_MAX hands them to Django's connection pool instead, which bounds how
+# many one process opens.
+_POOL_MIN = env_str("DATABASE_POOL_MIN", "").strip()
+_POOL_TIMEOUT = env_str("DATABASE_POOL_TIMEOUT", "").strip()
 DATABASES = {
-    "default": dj_database_url.parse(
+    "default": services.database(
         env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
-        conn_max_age=0,  # ASGI: one connection per request/thread, closed afterwards.
+        data_dir=DATA_DIR,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        pool_max=env_int("DATABASE_POOL_MAX", 0),
+        pool_min=env_int("DATABASE_POOL_MIN", 0) if _POOL_MIN else None,
+        pool_timeout=env_float("DATABASE_POOL_TIMEOUT", 30.0) if _POOL_TIMEOUT else None,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
-    # A file, not the in-memory default: shared-cache memory databases ignore WAL and raise
-    # "database table is locked" as soon as pool threads read concurrently.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "smallstack",
-    }
-}
+# The dashboard's results, stale values and change fingerprints: in Redis, shared by every
+# process, when REDIS_URL (or CACHE_URL) names one; else in each process's memory.
+REDIS_URL = env_str("REDIS_URL", "")
+CACHE_URL = env_str("CACHE_URL", "")
+CACHES = {"default": services.cache(CACHE_URL, REDIS_URL)}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -142,7 +170,6 @@ STATIC_ROOT.mkdir(exist_ok=True)
 SERVESTATIC_USE_FINDERS = DEBUG
 SERVESTATIC_AUTOREFRESH = DEBUG
 
-REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -176,8 +203,9 @@ SMALLSTACK_DASHBOARD = {
     "RENDER_BUDGET": float(env_str("SMALLSTACK_RENDER_BUDGET", "0.3")),
     "LOOP_BLOCK_LIMIT": float(env_str("SMALLSTACK_LOOP_BLOCK_LIMIT", "0.5")),
     "LOOP_BLOCK_COOLDOWN": float(env_str("SMALLSTACK_LOOP_BLOCK_COOLDOWN", "60")),
-    # With Redis, interval refreshes take a short per-widget lock there: once per period in all.
-    "REFRESH_LOCK_URL": REDIS_URL,
+    # With Redis, short per-widget locks there: an interval refresh runs once per period, and a
+    # cache_ttl widget is evaluated by one process at a time, in all processes together.
+    "LOCK_URL": services.lock_url(CACHE_URL, REDIS_URL),
 }
 
 # The request log (smallstack/activity/conf.py lists every key).
@@ -206,10 +234,7 @@ LOGGING = {
     "loggers": {
         "smallstack": {"handlers": ["console"], "level": "INFO", "propagate": True},
         "explorer": {"handlers": ["console"], "level": "INFO", "propagate": True},
+        # Start-up warnings of the ASGI application (project/asgi.py), e.g. no static files.
+        "project": {"handlers": ["console"], "level": "INFO", "propagate": True},
     },
 }
-
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

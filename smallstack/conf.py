@@ -17,8 +17,13 @@ DEFAULTS: dict[str, Any] = {
     "BUILTIN_WIDGETS": True,
     # Seconds a page waits for widgets; later cards render as placeholders and arrive live.
     "RENDER_BUDGET": 0.3,
-    # Redis URL for the per-widget refresh lock shared by all processes; "" = this process only.
-    "REFRESH_LOCK_URL": "",
+    # Redis URL for short per-widget locks shared by all processes ("" = this process only): an
+    # interval refresh runs once per period, and with a shared CACHE a cache_ttl widget is
+    # evaluated by one process at a time, the others waiting for its result.
+    "LOCK_URL": "",
+    # Seconds the dashboard leaves a shared cache or lock that failed alone (evaluating without
+    # it) before trying it again.
+    "RETRY_AFTER": 5.0,
     # Largest serialised (JSON) size of a widget's data, in bytes; larger data is the card's error.
     "MAX_DATA_BYTES": 256 * 1024,
     # Seconds an async widget may hold the widget event loop between two awaits before it is

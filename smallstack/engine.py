@@ -18,6 +18,14 @@ How one evaluation runs:
   error; so does data that breaks the rules of :mod:`smallstack.contract`.
 - Good results go to Django's cache: reused while younger than the widget's ``cache_ttl``, and
   shown marked stale when a later evaluation fails.
+- One evaluation across processes: with a shared cache (Redis, not local memory) and a
+  ``LOCK_URL``, a widget with ``cache_ttl`` is evaluated by one process at a time. Its flight
+  first takes the widget's lock in Redis until the flight's deadline (:mod:`smallstack.locks`,
+  on the widget loop); a process that finds it taken waits for the lock to go and takes the
+  holder's result from the cache, and evaluates itself only if there is none (the holder failed,
+  or died and its lock expired).
+- A shared cache or lock that fails is logged once and left alone for ``RETRY_AFTER`` seconds
+  (:mod:`smallstack.breaker`); widgets are evaluated without it meanwhile.
 
 What a result is (states, data rules, :class:`~smallstack.contract.WidgetContext`, the item
 shape) is :mod:`smallstack.contract`'s business; this module only evaluates.
@@ -31,6 +39,7 @@ import contextlib
 import functools
 import logging
 import queue
+import secrets
 import threading
 import time
 import weakref
@@ -41,11 +50,13 @@ from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
 from django.core.cache import caches
+from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import setting_changed
 from django.db import connections
 
-from smallstack import conf
+from smallstack import conf, locks
+from smallstack.breaker import Breaker
 from smallstack.contract import (
     InvalidWidgetData,
     State,
@@ -67,6 +78,16 @@ OK, TIMEOUT, ERROR = State.OK, State.TIMEOUT, State.ERROR
 #: The event loop async widgets run on (see :mod:`smallstack.widget_loop`).
 widget_loop = WidgetLoop(lambda: float(conf.get("LOOP_BLOCK_LIMIT")))
 
+#: Outages of the dashboard cache and of the lock's Redis (this process's view).
+cache_breaker = Breaker("cache")
+lock_breaker = Breaker("lock")
+
+#: Keys of the evaluation locks in Redis (followed by the result's cache key).
+EVALUATION_LOCK_PREFIX = "smallstack:evaluating:"
+
+#: Caches that live in this process: no I/O, nothing shared with other processes.
+_LOCAL_CACHES = (LocMemCache, DummyCache)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -77,6 +98,8 @@ class Outcome:
     error: str | None = None
     elapsed_ms: float = 0.0
     at: float = field(default_factory=time.time)
+    #: Taken from the cache, stored there by another process's evaluation.
+    cached: bool = False
 
 
 @dataclass
@@ -242,6 +265,10 @@ class Engine:
         self._writer = _CacheWriter()
         #: Widgets that blocked the widget loop: key -> (paused until, time.time(); reason).
         self._paused: dict[str, tuple[float, str]] = {}
+        #: The evaluation lock's client, per event loop (in practice: the widget loop's).
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, locks.RedisLock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- resources ------------------------------------------------------------------------
 
@@ -265,6 +292,8 @@ class Engine:
             self._paused.clear()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        cache_breaker.reset()
+        lock_breaker.reset()
 
     def in_flight(self) -> int:
         """How many evaluations are running right now."""
@@ -277,6 +306,20 @@ class Engine:
     @staticmethod
     def cache_key(key: str, with_extras: bool) -> str:
         return f"smallstack:widget:{key}:{'api' if with_extras else 'card'}"
+
+    def shared_cache(self) -> bool:
+        """Whether the dashboard cache is seen by other processes (not local memory)."""
+        return not isinstance(self._cache(), _LOCAL_CACHES)
+
+    def shares_evaluations(self, registration: Registration) -> bool:
+        """Whether this widget is evaluated by one process at a time (see the module's notes)."""
+        return (
+            bool(registration.widget.cache_ttl)
+            and bool(locks.lock_url())
+            and self.shared_cache()
+            and lock_breaker.allows()
+            and cache_breaker.allows()
+        )
 
     # -- public entry point ---------------------------------------------------------------
 
@@ -295,13 +338,15 @@ class Engine:
         registrations = list(registrations)
         loop = asyncio.get_running_loop()
         cache_keys = [self.cache_key(r.key, with_extras) for r in registrations]
-        stored = await self._cache_call("get_many", cache_keys) if registrations else None
+        stored = await self.acache_call("get_many", cache_keys) if registrations else None
         stored = stored or {}
         now = time.time()
         contexts: list[asyncio.Future[WidgetContext]] = []
         async_jobs: list[tuple[Coroutine[Any, Any, None], Callable]] = []
         for registration, cache_key in zip(registrations, cache_keys, strict=True):
             entry = stored.get(cache_key)
+            if entry is not None and not _is_entry(entry):
+                entry = None  # not ours (another version wrote it): evaluate
             ttl = registration.widget.cache_ttl
             paused = self.paused(registration.key)
             if entry is not None and ttl and not fresh and now - entry["at"] < ttl:
@@ -314,7 +359,8 @@ class Engine:
                 outcome = Outcome(ERROR, error=paused)
                 contexts.append(_done(loop, self._context(registration, outcome, entry)))
             else:
-                flight = self._flight(registration, with_extras, loop, async_jobs)
+                seen = entry["at"] if entry is not None else None
+                flight = self._flight(registration, with_extras, loop, async_jobs, seen)
                 contexts.append(self._context_future(flight, registration, entry, loop))
         widget_loop.spawn(async_jobs)  # one hand-over for all the async widgets of the batch
         return Batch(contexts)
@@ -388,10 +434,13 @@ class Engine:
         with_extras: bool,
         loop: asyncio.AbstractEventLoop,
         async_jobs: list,
+        seen: float | None = None,
     ) -> _Flight:
         """The widget's flight in progress, or a new one started on ``loop``.
 
-        A new async evaluation is appended to ``async_jobs``, for the caller to spawn.
+        A new async evaluation (or a coordinated one, see :meth:`_run_coordinated`) is appended
+        to ``async_jobs``, for the caller to spawn. ``seen``: the time of the cached result the
+        caller found too old (or None), so that only a newer one counts as another's result.
         """
         flight_key = (registration.key, with_extras)
         with self._lock:
@@ -400,7 +449,7 @@ class Engine:
                 return flight
             flight = _Flight(registration.key, self._timeout(registration), loop)
             self._flights[flight_key] = flight
-        self._start(flight_key, flight, registration, with_extras, async_jobs)
+        self._start(flight_key, flight, registration, with_extras, async_jobs, seen)
         return flight
 
     def _start(
@@ -410,23 +459,129 @@ class Engine:
         registration: Registration,
         with_extras: bool,
         async_jobs: list,
+        seen: float | None = None,
     ) -> None:
         def land(_: object = None) -> None:
             with self._lock:
                 if self._flights.get(flight_key) is flight:
                     del self._flights[flight_key]
 
-        if registration.is_async:
+        if self.shares_evaluations(registration):
+            coroutine = self._run_coordinated(flight, registration, with_extras, land, seen)
+            async_jobs.append((coroutine, functools.partial(_spawned, flight)))
+        elif registration.is_async:
             coroutine = self._run_async(flight, registration, with_extras, land)
             async_jobs.append((coroutine, functools.partial(_spawned, flight)))
         else:
-            try:
-                future = self.pool.submit(self._run_sync, flight, registration, with_extras)
-            except RuntimeError as exc:  # pool shut down by reset()
-                flight.finish(Outcome(ERROR, error=short_error(exc)))
-                land()
-            else:
-                future.add_done_callback(land)
+            self._submit_sync(flight, registration, with_extras, land)
+
+    def _submit_sync(
+        self,
+        flight: _Flight,
+        registration: Registration,
+        with_extras: bool,
+        land: Callable[..., None],
+    ) -> None:
+        """Run a sync widget on the pool; ``land()`` once it is done and its result stored."""
+        try:
+            future = self.pool.submit(self._run_sync, flight, registration, with_extras)
+        except RuntimeError as exc:  # pool shut down by reset()
+            flight.finish(Outcome(ERROR, error=short_error(exc)))
+            land()
+        else:
+            future.add_done_callback(land)
+
+    # -- one evaluation across processes ----------------------------------------------------
+
+    def _evaluation_lock(self) -> locks.RedisLock:
+        """This event loop's client for the evaluation locks (a new one if the URL changed)."""
+        loop, url = asyncio.get_running_loop(), locks.lock_url()
+        lock = self._locks.get(loop)
+        if lock is None or lock.url != url:
+            if lock is not None:
+                loop.create_task(lock.close())
+            lock = self._locks[loop] = locks.RedisLock(url, EVALUATION_LOCK_PREFIX)
+        return lock
+
+    async def _run_coordinated(
+        self,
+        flight: _Flight,
+        registration: Registration,
+        with_extras: bool,
+        land: Callable[..., None],
+        seen: float | None,
+    ) -> None:
+        """Widget loop: evaluate a ``cache_ttl`` widget unless another process is doing it.
+
+        Takes the widget's lock until the flight's deadline. Taken: evaluates as usual and
+        releases the lock once the result is stored. Held elsewhere: waits for the lock to go
+        (released with a stored result, or expired), then takes a result newer than ``seen``
+        from the cache; with none (that evaluation failed, or its process died), contends for
+        the lock again. A result that lands between the caller's cache read and taking the lock
+        is used too. If Redis fails, evaluates without the lock.
+        """
+        name = self.cache_key(registration.key, with_extras)
+        token = secrets.token_hex(8)
+        held = False
+        lock: locks.RedisLock | None = None
+        try:
+            lock = self._evaluation_lock()
+            while True:
+                seconds = flight.deadline - time.monotonic()
+                if seconds <= 0:
+                    flight.expire()
+                    land()
+                    return
+                try:
+                    wait = await lock.acquire(name, seconds, token)
+                    if wait:
+                        await _wait_released(lock, name, flight.deadline)
+                except Exception as exc:
+                    lock_breaker.failed(exc, f"the lock of {registration.key}")
+                    break  # evaluate without it
+                lock_breaker.succeeded()
+                held = not wait
+                entry = await self.acache_call("get", name)
+                if entry is not None and _is_entry(entry) and entry["at"] != seen:
+                    if held:
+                        await self._release(lock, name, token)
+                    flight.finish(
+                        Outcome(OK, entry["data"], None, entry["ms"], entry["at"], cached=True)
+                    )
+                    land()
+                    return
+                if held:
+                    break
+        except (asyncio.CancelledError, GeneratorExit):
+            flight.expire()  # the deadline came while waiting for another process
+            land()
+            raise
+        finished = land
+        if held and lock is not None:
+            finished = functools.partial(self._land_and_release, land, lock, name, token)
+        if registration.is_async:
+            await self._run_async(flight, registration, with_extras, finished)
+        else:
+            self._submit_sync(flight, registration, with_extras, finished)
+
+    def _land_and_release(
+        self,
+        land: Callable[..., None],
+        lock: locks.RedisLock,
+        name: str,
+        token: str,
+        _: object = None,
+    ) -> None:
+        """Any thread, once the held evaluation's result is stored: let the waiters take it."""
+        land()
+        asyncio.run_coroutine_threadsafe(self._release(lock, name, token), widget_loop.loop)
+
+    @staticmethod
+    async def _release(lock: locks.RedisLock, name: str, token: str) -> None:
+        try:
+            await lock.release(name, token)
+        except Exception as exc:  # it expires at the deadline anyway
+            lock_breaker.failed(exc, f"releasing the lock of {name}")
 
     def _run_sync(self, flight: _Flight, registration: Registration, with_extras: bool) -> None:
         """Pool thread: call a sync widget, close what it opened, resolve the flight."""
@@ -554,33 +709,51 @@ class Engine:
             elapsed_ms=outcome.elapsed_ms,
             evaluated_at=datetime.fromtimestamp(at, UTC) if at is not None else None,
             stale=stale,
+            cached=outcome.cached,
             url=resolve_url(registration),
         )
 
-    async def _cache_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a method of the dashboard cache; failures are logged, never raised.
+    def cache_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a method of the dashboard cache, blocking; failures are logged, never raised.
+
+        None when it fails, or while a shared cache that failed is left alone (``RETRY_AFTER``).
+        """
+        cache = self._cache()
+        if isinstance(cache, _LOCAL_CACHES):
+            try:
+                return getattr(cache, method)(*args, **kwargs)
+            except Exception:
+                logger.exception("Dashboard cache failed (%s); carrying on without it", method)
+                return None
+        if not cache_breaker.allows():
+            return None
+        try:
+            result = getattr(cache, method)(*args, **kwargs)
+        except Exception as exc:
+            cache_breaker.failed(exc, method)
+            return None
+        cache_breaker.succeeded()
+        return result
+
+    async def acache_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`cache_call` from an event loop, which it never blocks.
 
         A process-local memory cache is called right here (a dict behind a lock, no I/O);
         any other backend (Redis, Memcached, database, files) from a thread.
         """
-        cache = self._cache()
-        try:
-            if isinstance(cache, LocMemCache):
-                return getattr(cache, method)(*args, **kwargs)
-            return await sync_to_async(getattr(cache, method))(*args, **kwargs)
-        except Exception:
-            logger.exception("Dashboard cache unavailable (%s); carrying on without it", method)
+        if isinstance(self._cache(), _LOCAL_CACHES):
+            return self.cache_call(method, *args, **kwargs)
+        if not cache_breaker.allows():
             return None
+        return await sync_to_async(self.cache_call, thread_sensitive=False)(method, *args, **kwargs)
 
     def _store_sync(self, registration: Registration, with_extras: bool, outcome: Outcome) -> None:
-        try:
-            self._cache().set(
-                self.cache_key(registration.key, with_extras),
-                _entry(outcome),
-                timeout=conf.get("STALE_TTL"),
-            )
-        except Exception:
-            logger.exception("Dashboard cache unavailable; result of %s not kept", registration.key)
+        self.cache_call(
+            "set",
+            self.cache_key(registration.key, with_extras),
+            _entry(outcome),
+            timeout=conf.get("STALE_TTL"),
+        )
 
 
 def _done(loop: asyncio.AbstractEventLoop, context: WidgetContext) -> asyncio.Future:
@@ -601,6 +774,22 @@ def _spawned(flight: _Flight, task: asyncio.Task) -> None:
 
 def _entry(outcome: Outcome) -> dict[str, Any]:
     return {"data": outcome.data, "at": outcome.at, "ms": outcome.elapsed_ms}
+
+
+def _is_entry(value: Any) -> bool:
+    return isinstance(value, dict) and {"data", "at", "ms"} <= value.keys()
+
+
+async def _wait_released(lock: locks.RedisLock, name: str, deadline: float) -> None:
+    """Poll until the lock is free (released or expired), or ``deadline`` (monotonic) passes."""
+    delay = 0.01
+    while True:
+        remaining = await lock.remaining(name)
+        left = deadline - time.monotonic()
+        if remaining <= 0 or left <= 0:
+            return
+        await asyncio.sleep(min(delay, remaining, left))
+        delay = min(delay * 1.5, 0.1)
 
 
 class _CountDown:
@@ -663,11 +852,11 @@ class _CacheWriter:
                 while True:
                     batch += self._queue.get_nowait()
             try:
-                caches[conf.get("CACHE")].set_many(
-                    {key: entry for key, entry, _ in batch}, timeout=conf.get("STALE_TTL")
+                engine.cache_call(
+                    "set_many",
+                    {key: entry for key, entry, _ in batch},
+                    timeout=conf.get("STALE_TTL"),
                 )
-            except Exception:
-                logger.exception("Dashboard cache unavailable; %d results not kept", len(batch))
             finally:
                 for _, _, done in batch:
                     done()

@@ -6,7 +6,8 @@
 - Change detection: a fingerprint of the item without its timing fields is kept in the dashboard
   cache (``SMALLSTACK_DASHBOARD["CACHE"]``); an update is pushed only when it differs. With a
   shared cache (Redis, Memcached, database) all processes agree; with the default per-process
-  cache each process compares against what it last pushed itself.
+  cache each process compares against what it last pushed itself. The cache is called off the
+  event loop and through the engine's breaker: unavailable, updates are pushed unconditionally.
 - Channel-layer failures (Redis down) never reach the caller: they are logged, the open
   dashboards are told that push is unavailable, and a per-process recovery loop re-joins their
   sockets to the group once the layer answers again, then tells them push is live (the browser
@@ -25,7 +26,6 @@ from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
-from django.core.cache import caches
 
 from smallstack import cards, conf
 from smallstack.contract import WidgetContext, digest, stable_item
@@ -68,19 +68,13 @@ def _fingerprint_key(key: str) -> str:
     return f"smallstack:live:fingerprint:{key}"
 
 
-def _last_fingerprint(key: str) -> str | None:
-    try:
-        return caches[conf.get("CACHE")].get(_fingerprint_key(key))
-    except Exception:
-        logger.exception("Dashboard cache unavailable; pushing %s without change detection", key)
-        return None
+async def _last_fingerprint(key: str) -> str | None:
+    """The fingerprint last pushed (None if unknown, or the cache is unavailable: push anyway)."""
+    return await engine.acache_call("get", _fingerprint_key(key))
 
 
-def _remember_fingerprint(key: str, value: str) -> None:
-    try:
-        caches[conf.get("CACHE")].set(_fingerprint_key(key), value, timeout=conf.get("STALE_TTL"))
-    except Exception:
-        logger.exception("Dashboard cache unavailable; fingerprint of %s not kept", key)
+async def _remember_fingerprint(key: str, value: str) -> None:
+    await engine.acache_call("set", _fingerprint_key(key), value, timeout=conf.get("STALE_TTL"))
 
 
 # -- the per-process hub ----------------------------------------------------------------------
@@ -193,7 +187,7 @@ async def _publish(
     and so skips the group's copy.
     """
     stamp = fingerprint(message["widget"])
-    if not force and await sync_to_async(_last_fingerprint)(key) == stamp:
+    if not force and await _last_fingerprint(key) == stamp:
         return False
     event = {
         "type": "widget.update",
@@ -212,7 +206,7 @@ async def _publish(
         else:  # e.g. refresh() from a signal handler, on a loop that serves no socket
             logger.error("Live push unavailable (channel layer failed): %r", exc)
         return False
-    await sync_to_async(_remember_fingerprint)(key, stamp)
+    await _remember_fingerprint(key, stamp)
     return True
 
 

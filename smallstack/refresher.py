@@ -4,8 +4,8 @@ Each process counts the open dashboard sockets watching each widget. The first w
 widget with a ``refresh_interval`` starts a task for it; the last one leaving cancels it.
 
 Across processes the period holds through a lock: before each run the task takes a per-widget
-lock that expires after one interval (``SET key NX PX interval`` in Redis when
-``SMALLSTACK_DASHBOARD["REFRESH_LOCK_URL"]`` is set, else an in-process lock). Whoever gets it
+lock that expires after one interval (:mod:`smallstack.locks`: ``SET key NX PX interval`` in
+Redis when ``SMALLSTACK_DASHBOARD["LOCK_URL"]`` is set, else an in-process lock). Whoever gets it
 evaluates and pushes; the others wait out the lock's remaining time and try again. So the widget
 is evaluated at most once per interval in all processes together, by whichever process has
 watchers, and not at all when nobody watches anywhere.
@@ -19,53 +19,21 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 
-from smallstack import conf
+from smallstack import locks
 from smallstack.live import arefresh
+from smallstack.locks import LocalLock, RedisLock
 from smallstack.loops import PerLoop
 from smallstack.registry import registry
 
 logger = logging.getLogger("smallstack.live")
 
-
-class LocalLock:
-    """A per-process lock that expires by itself."""
-
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
-
-    async def acquire(self, name: str, seconds: float) -> float:
-        """0 if acquired for ``seconds``, else the seconds until it may be tried again."""
-        now = time.monotonic()
-        until = self._until.get(name, 0.0)
-        if now < until:
-            return until - now
-        self._until[name] = now + seconds
-        return 0.0
-
-
-class RedisLock:
-    """The same lock in Redis, shared by every process using the URL."""
-
-    def __init__(self, url: str) -> None:
-        import redis.asyncio
-
-        self._client = redis.asyncio.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-    async def acquire(self, name: str, seconds: float) -> float:
-        key = f"smallstack:live:refresh-lock:{name}"
-        milliseconds = max(1, int(seconds * 1000))
-        if await self._client.set(key, b"1", nx=True, px=milliseconds):
-            return 0.0
-        remaining = await self._client.pttl(key)
-        return max(remaining, 1) / 1000 if remaining and remaining > 0 else 0.01
-
-    async def close(self) -> None:
-        await self._client.aclose()
+#: Keys of the refresh locks in Redis.
+REFRESH_PREFIX = "smallstack:live:refresh-lock:"
 
 
 def make_lock() -> LocalLock | RedisLock:
-    url = conf.get("REFRESH_LOCK_URL")
-    return RedisLock(url) if url else LocalLock()
+    """The refresh lock of the configured kind."""
+    return locks.make_lock(REFRESH_PREFIX)
 
 
 class Refresher:

@@ -60,8 +60,8 @@ def test_manage_check_deploy_with_the_shipped_settings(tmp_path):
     reported = set(re.findall(r"\((\w+\.[WE]\d+)\)", output))
     # The subclasses count as the security, clickjacking and CSRF middleware ...
     assert not reported & {"security.W001", "security.W002", "security.W003"}, output
-    # ... so the warnings they gate show up: no HSTS, no SSL redirect (not settable from the
-    # environment; a proxy may redirect instead).
+    # ... so the warnings they gate show up: no HSTS, no SSL redirect (both off unless the
+    # environment turns them on, as deploy/env.example does).
     assert {"security.W004", "security.W008"} <= reported, output
     assert "project.E001" not in reported, output
 
