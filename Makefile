@@ -7,7 +7,13 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint format bench loadtest clean
+# Run a second time with the suite's database on a real PostgreSQL server (tests/postgres.py,
+# started for the session): the engine's concurrency tests, the API and the Explorer.
+POSTGRES_TESTS ?= tests/test_engine.py tests/test_async_orm.py tests/test_api.py \
+	tests/test_api_contract.py tests/test_explorer_pages.py tests/test_explorer_registry.py \
+	tests/test_explorer_hidden_fields.py tests/test_explorer_conflicts.py
+
+.PHONY: install run test test-postgres lint format bench loadtest clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required; this is " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -25,6 +31,10 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+	SMALLSTACK_TEST_DATABASE=postgresql $(PY) -m pytest $(POSTGRES_TESTS)
+
+test-postgres: install
+	SMALLSTACK_TEST_DATABASE=postgresql $(PY) -m pytest $(POSTGRES_TESTS) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

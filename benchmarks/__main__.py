@@ -35,3 +35,7 @@ backups.main()
 from benchmarks import users  # noqa: E402
 
 users.main()
+
+from benchmarks import fleet  # noqa: E402
+
+fleet.main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -146,6 +147,67 @@ def postgres_server():
     server = PostgresServer(require_postgres()).start()
     yield server
     server.stop()
+
+
+#: ``SMALLSTACK_TEST_DATABASE=postgresql`` runs the suite's database on :func:`postgres_server`
+#: (``make test`` does so for the files in its ``POSTGRES_TESTS``).
+ON_POSTGRES = os.environ.get("SMALLSTACK_TEST_DATABASE", "sqlite") == "postgresql"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, request) -> None:
+    """pytest-django's hook before the test database is created: with ``ON_POSTGRES``, the
+    default database becomes the session's PostgreSQL server (psycopg 3, project settings)."""
+    if not ON_POSTGRES:
+        return
+    from django.conf import settings
+    from django.db import connections
+
+    from project import services
+
+    server = request.getfixturevalue("postgres_server")
+    config = services.database(server.url("postgres"), data_dir=settings.DATA_DIR)
+    config["TEST"] = {"NAME": f"test_smallstack_{os.getpid()}"}
+    connections.close_all()
+    default = settings.DATABASES["default"]
+    default.clear()
+    default.update(config)
+    # Forget connection objects and the settings Django already derived from the old engine.
+    connections.__dict__.pop("settings", None)  # a cached_property
+    connections._settings = None
+    with contextlib.suppress(AttributeError):
+        delattr(connections._connections, "default")
+    assert connections["default"].vendor == "postgresql"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_test_database_released(django_db_setup, request) -> Iterator[None]:
+    """Before the test database is dropped, end the sessions this process's threads still hold,
+    so the drop does not fail: e.g. asgiref's thread-sensitive thread keeps the connection an
+    async test's ``await Model.objects.acreate()`` opened (no request ends there to close it),
+    and Django cannot close another thread's connection."""
+    yield
+    if not ON_POSTGRES:
+        return
+    from django.db import connections
+
+    name = connections["default"].settings_dict["NAME"]
+    with request.getfixturevalue("postgres_server").connect() as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        )
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``sqlite_only`` are skipped on PostgreSQL (their reason says why)."""
+    if not ON_POSTGRES:
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "only meaningful on SQLite"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
 
 
 @pytest.fixture

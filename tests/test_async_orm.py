@@ -7,27 +7,21 @@ import time
 
 import pytest
 from django.contrib.auth.models import User
-from django.db.backends.signals import connection_created
 from django.db.models.expressions import RawSQL
 
 from smallstack import dashboard
 from smallstack.displays import DashboardWidget
+from tests.sql_sleep import sql_sleep
 from tests.widgets import unique
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _add_sleep_function(sender, connection, **kwargs):
-    if connection.vendor == "sqlite":
-        connection.connection.create_function("sleep", 1, lambda s: time.sleep(s) or 0)
-
-
 @pytest.fixture
 def sleep_sql(staff_user):
-    """``sleep(seconds)`` in SQL, on every new SQLite connection; one row to run it against."""
-    connection_created.connect(_add_sleep_function)
-    yield
-    connection_created.disconnect(_add_sleep_function)
+    """``sleep(seconds)`` in SQL (tests/sql_sleep.py); one row to run it against."""
+    with sql_sleep():
+        yield
 
 
 class SlowQuery(DashboardWidget):

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ImproperlyConfigured
-from django.db.backends.signals import connection_created
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 
@@ -23,6 +22,7 @@ from project.sales.admin import OrderAdmin
 from project.sales.models import Order
 from smallstack import dashboard
 from smallstack.displays import DashboardWidget
+from tests.sql_sleep import sql_sleep
 from tests.widgets import unique
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,16 +247,10 @@ async def test_explorer_widget_counts_registered_models(explore, group):
 SQL_NAP = 0.3
 
 
-def _add_sleep_function(sender, connection, **kwargs):
-    if connection.vendor == "sqlite":
-        connection.connection.create_function("sleep", 1, lambda s: time.sleep(s) or 0)
-
-
 @pytest.fixture
 def sleep_sql():
-    connection_created.connect(_add_sleep_function)
-    yield
-    connection_created.disconnect(_add_sleep_function)
+    with sql_sleep():  # tests/sql_sleep.py
+        yield
 
 
 class Timed(DashboardWidget):
@@ -303,7 +297,7 @@ async def test_sync_and_async_orm_widgets_on_models_run_concurrently(sleep_sql, 
     assert [c.state for c in contexts] == ["ok", "ok"], [c.error for c in contexts]
     for widget in (sync_widget, async_widget):
         begin, end = widget.span_seen
-        assert end - begin >= SQL_NAP * 0.9, "the query must really have slept in SQLite"
+        assert end - begin >= SQL_NAP * 0.9, "the query must really have slept in the database"
     # Both naps were in progress at the same moment...
     latest_start = max(sync_widget.span_seen[0], async_widget.span_seen[0])
     earliest_end = min(sync_widget.span_seen[1], async_widget.span_seen[1])
