@@ -160,10 +160,20 @@ class WidgetLoop:
             else:
                 send = coroutine.send
 
+    def _read_limit(self, last: float) -> float:
+        """The current limit; the last good one while the setting cannot be read (being
+        replaced, or invalid: the system checks report that), so the watchdog never dies."""
+        try:
+            limit = float(self._limit())
+        except Exception:
+            return last
+        return limit if limit > 0 else last
+
     def _watch(self) -> None:
         pid = os.getpid()
+        limit = 0.5
         while self._pid == pid:
-            limit = self._limit()
+            limit = self._read_limit(limit)
             time.sleep(min(max(limit / 10, 0.01), 0.1))
             with self._step_lock:
                 meter = self._current

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from io import StringIO
 
 import pytest
@@ -176,6 +178,16 @@ def test_setting_that_is_not_a_dict_is_an_error(settings):
     settings.SMALLSTACK_DASHBOARD = [("WIDGET_TIMEOUT", 3)]
     [message] = smallstack_messages()
     assert message.id == "smallstack.E003" and "list" in message.msg
+
+
+def test_the_widget_loops_watchdog_outlives_a_setting_it_cannot_read(settings):
+    from smallstack.engine import widget_loop
+
+    assert widget_loop.loop.is_running()
+    [watchdog] = [t for t in threading.enumerate() if t.name == "smallstack-widget-watchdog"]
+    settings.SMALLSTACK_DASHBOARD = [("LOOP_BLOCK_LIMIT", 1)]  # E003: not a dict
+    time.sleep(0.3)  # several rounds of the watchdog, each reading LOOP_BLOCK_LIMIT
+    assert watchdog.is_alive()
 
 
 def test_unknown_key_is_an_error_naming_the_closest_known_one(settings):
