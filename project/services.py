@@ -23,6 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 POSTGRESQL = "django.db.backends.postgresql"
 SQLITE = "django.db.backends.sqlite3"
 REDIS_SCHEMES = {"redis", "rediss", "unix"}
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 
 #: The embedded default: concurrent readers and writers wait for each other (a 20 s busy timeout)
 #: instead of failing with "database is locked".
@@ -107,7 +108,7 @@ def cache(cache_url: str, redis_url: str) -> dict[str, Any]:
             "this process's memory."
         )
     return {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": REDIS_CACHE,
         "LOCATION": url,
         "OPTIONS": dict(REDIS_CACHE_OPTIONS),
     }

@@ -82,6 +82,11 @@ def test_with_redis_stopped_pages_and_the_api_still_answer(tmp_path):
             assert api.status_code == 200, server.log()
             states = {item["key"]: item["state"] for item in api.json()["widgets"]}
             assert set(states.values()) == {"ok"}, states
+        # The Status card calls that degraded (the cache and channel-layer checks warn), not
+        # down: the monitoring summary stays 200.
+        status = client.get("/api/dashboard/status/?app=heartbeat", headers=auth)
+        assert status.status_code == 200, status.text
+        assert status.json()["statuses"] == {"warning": 1}, status.text
         log = server.log()
         assert log.count("Dashboard cache unavailable") == 1, log
         redis.start()
