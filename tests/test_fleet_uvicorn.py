@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis as redis_py
 
 from tests import fleet
 from tests.conftest import require_binary, wait_until
@@ -74,6 +75,14 @@ def test_with_redis_stopped_pages_and_the_api_still_answer(tmp_path):
     try:
         client = server.login()
         assert client.get("/smallstack/?wait=1").status_code == 200
+        # One cache backend for the process: requests do not each open a Redis connection (as
+        # Django's caches[alias], an instance per request, would).
+        stats = redis_py.Redis.from_url(redis.url)
+        before = stats.info("stats")["total_connections_received"]
+        for _ in range(20):
+            assert client.get(fleet.GROUP_URL, headers=auth).status_code == 200
+        opened = stats.info("stats")["total_connections_received"] - before
+        assert opened <= 3, f"{opened} new Redis connections for 20 requests"
         redis.stop()
         for _ in range(3):
             page = client.get("/smallstack/?wait=1")
