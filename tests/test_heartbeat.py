@@ -392,6 +392,22 @@ def test_public_page_shows_state_and_uptime_but_no_check_names(client):
     assert "sessionid" not in response.cookies
 
 
+def test_public_page_answers_while_the_cache_is_unreachable(client, caplog):
+    beat(1)
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {"socket_connect_timeout": 0.5},
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        response = client.get("/status/")
+    assert response.status_code == 200
+    assert "All systems operational" in response.content.decode()
+    assert "Public status page: cache unavailable (ConnectionError)" in caplog.text
+
+
 def test_public_page_can_be_switched_off(client):
     with override_settings(SMALLSTACK_HEARTBEAT={"PUBLIC_PAGE": False}):
         assert client.get("/status/").status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.cache import caches
@@ -13,6 +14,8 @@ from smallstack.heartbeat import conf, service, uptime
 
 CHART_WIDTH, CHART_HEIGHT, BARS = 960, 40, 96
 PUBLIC_CACHE_KEY, PUBLIC_CACHE_SECONDS = "heartbeat:public-status", 30
+
+logger = logging.getLogger("smallstack.heartbeat")
 
 #: What the public page says for each overall state (no check names, no messages).
 PUBLIC_STATES = {
@@ -78,7 +81,11 @@ async def public_status(request: HttpRequest) -> HttpResponse:
     if not conf.get("PUBLIC_PAGE"):
         raise Http404("The public status page is switched off.")
     cache = caches["default"]
-    context = await cache.aget(PUBLIC_CACHE_KEY)
+    try:
+        context = await cache.aget(PUBLIC_CACHE_KEY)
+    except Exception as exc:  # a cache that is down (Redis restarting) costs the reuse only
+        logger.warning("Public status page: cache unavailable (%s)", type(exc).__name__)
+        cache, context = None, None
     if context is None:
         summary = await service.asummary()
         headline, status = PUBLIC_STATES.get(current_state(summary), PUBLIC_STATES[None])
@@ -90,5 +97,9 @@ async def public_status(request: HttpRequest) -> HttpResponse:
             if summary.latest and summary.latest_is_current
             else None,
         }
-        await cache.aset(PUBLIC_CACHE_KEY, context, PUBLIC_CACHE_SECONDS)
+        if cache is not None:
+            try:
+                await cache.aset(PUBLIC_CACHE_KEY, context, PUBLIC_CACHE_SECONDS)
+            except Exception as exc:
+                logger.warning("Public status page: cache unavailable (%s)", type(exc).__name__)
     return TemplateResponse(request, "heartbeat/public.html", context)
