@@ -73,6 +73,7 @@ class BackupsWidget(DashboardWidget):
     group = "Monitoring"
     url_name = "backups:page"
     refresh_interval = 60
+    cache_ttl = 30  # a query and a directory listing: not once per monitor poll
 
     def get_data(self) -> dict[str, Any]:
         return card_data()

@@ -27,6 +27,7 @@ class HelpWidget(DashboardWidget):
     icon = ICON_BOOK
     order = 50
     url_name = "help:index"
+    cache_ttl = 60  # re-checking every document file's mtime: not once per monitor poll
 
     async def get_data(self) -> dict[str, Any]:
         index = await aindex()
