@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -80,9 +80,9 @@ async def public_status(request: HttpRequest) -> HttpResponse:
     """The public page: the overall state and uptime, nothing else. 404 when switched off."""
     if not conf.get("PUBLIC_PAGE"):
         raise Http404("The public status page is switched off.")
-    cache = caches["default"]
+    cache: BaseCache | None = caches["default"]
     try:
-        context = await cache.aget(PUBLIC_CACHE_KEY)
+        context = await caches["default"].aget(PUBLIC_CACHE_KEY)
     except Exception as exc:  # a cache that is down (Redis restarting) costs the reuse only
         logger.warning("Public status page: cache unavailable (%s)", type(exc).__name__)
         cache, context = None, None
