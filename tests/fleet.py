@@ -14,8 +14,10 @@ import asyncio
 import itertools
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -76,7 +78,11 @@ async def _poll(url: str, headers: dict[str, str], until: float, run: FleetRun) 
                         run.states[item["key"]][item["state"]] += 1
 
 
-def _wait_for_workers(server: LiveServer, headers: dict[str, str], workers: int) -> set[int]:
+def _uvicorn(environ: dict[str, str], workers: int) -> LiveServer:
+    return LiveServer(environ, workers=workers)
+
+
+def _wait_for_workers(server: Any, headers: dict[str, str], workers: int) -> set[int]:
     """Poll with fresh connections until ``workers`` processes answered (or 60 s)."""
     seen: set[int] = set()
     deadline = time.monotonic() + 60
@@ -94,9 +100,14 @@ def run(
     workers: int = 4,
     pollers: int = 50,
     seconds: float = 12.0,
+    serve: Callable[[dict[str, str], int], Any] | None = None,
     **env: str,
 ) -> FleetRun:
-    """Serve the Fleet group with ``workers`` processes and poll it; ``env``: e.g. REDIS_URL."""
+    """Serve the Fleet group with ``workers`` processes and poll it; ``env``: e.g. REDIS_URL.
+
+    ``serve(environ, workers)`` makes the server (``uvicorn --workers`` by default; the gunicorn
+    tests pass the shipped configuration's).
+    """
     calls_path = data_dir / "calls.txt"
     environ = prepare_data_dir(
         data_dir / "data",
@@ -105,7 +116,7 @@ def run(
         **env,
     )
     headers = {"Authorization": f"Bearer {create_api_key(environ, 'fleet')}"}
-    server = LiveServer(environ, workers=workers).start(timeout=60)
+    server = (serve or _uvicorn)(environ, workers).start(timeout=60)
     result = FleetRun(workers, pollers, seconds)
     result.states = {key: Counter() for key in COUNTED}
     try:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests import deploy_servers
+from tests import deploy_servers, fleet
 from tests.deploy_servers import (
     GunicornServer,
     login,
@@ -193,3 +193,25 @@ def test_request_log_rows_buffered_at_sigterm_reach_the_database(deploy_site):
     # Both workers answered some of them, so both wrote on their way out.
     answered_by = set(re.findall(rf'\[(\d+)\] 127\.0\.0\.1:\d+ - "GET {prefix}', log))
     assert len(answered_by) == 2, log
+
+
+def test_the_fleet_evaluates_a_cache_ttl_widget_once_per_ttl_under_gunicorn(tmp_path, redis_url):
+    """The shipped configuration, 2 workers sharing Redis, 30 pollers for 12 s: each
+    ``cache_ttl=5`` widget runs about once per 5 s in all, never twice at once."""
+    seconds, ttl = 12.0, 5.0
+    run = fleet.run(
+        tmp_path,
+        workers=2,
+        pollers=30,
+        seconds=seconds,
+        serve=lambda environ, workers: GunicornServer(environ, workers=workers),
+        REDIS_URL=redis_url,
+    )
+    assert run.statuses == {200: run.polls}, run.log
+    assert len(run.answered_by) == 2, run.answered_by
+    for key in fleet.COUNTED:
+        evaluations = run.evaluations[key]
+        assert set(run.states[key]) == {"ok"}, (key, run.states[key])
+        assert 2 <= len(evaluations) <= seconds // ttl + 1, (key, evaluations)
+        assert all(gap >= ttl - 0.3 for gap in run.gaps(key)), (key, run.gaps(key))
+        assert run.overlaps(key) == 0, (key, evaluations)
