@@ -1,8 +1,12 @@
-"""The ``SMALLSTACK_DASHBOARD`` setting, with its defaults."""
+"""The ``SMALLSTACK_DASHBOARD`` setting, with its defaults, and :func:`check_settings_dict`,
+the system check every ``SMALLSTACK_<FEATURE>`` settings dict shares."""
 
+import difflib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.checks import CheckMessage, Error
 
 DEFAULTS: dict[str, Any] = {
     # Seconds a widget may take before its card degrades to "timed out".
@@ -43,3 +47,51 @@ def get(name: str) -> Any:
     if name not in DEFAULTS:
         raise KeyError(f"unknown SMALLSTACK_DASHBOARD setting {name!r}")
     return getattr(settings, "SMALLSTACK_DASHBOARD", {}).get(name, DEFAULTS[name])
+
+
+#: A settings key's rule: a test of the value, and what the value must be (for the message).
+ValueRule = tuple[Callable[[Any], bool], str]
+
+
+def check_settings_dict(
+    setting: str,
+    defaults: Mapping[str, Any],
+    rules: Mapping[str, ValueRule],
+    ids: tuple[str, str, str],
+) -> list[CheckMessage]:
+    """Errors for the settings dict named ``setting``: not a dict, unknown keys, bad values.
+
+    ``ids`` are the three check ids, in that order (e.g. ``("activity.E001", "activity.E002",
+    "activity.E003")``). An unknown key's hint names the closest known one.
+    """
+    value = getattr(settings, setting, {})
+    obj = f"settings.{setting}"
+    not_a_dict, unknown, bad = ids
+    if not isinstance(value, dict):
+        message = f"{setting} must be a dict, not {type(value).__name__}."
+        return [Error(message, obj=obj, id=not_a_dict)]
+    messages: list[CheckMessage] = []
+    for key, given in value.items():
+        if key not in defaults:
+            closest = difflib.get_close_matches(str(key), list(defaults), n=1)
+            messages.append(
+                Error(
+                    f"{setting} has an unknown key {key!r}; it has no effect.",
+                    hint=(f"Did you mean {closest[0]!r}? " if closest else "")
+                    + f"Known keys: {', '.join(sorted(defaults))}.",
+                    obj=obj,
+                    id=unknown,
+                )
+            )
+            continue
+        test, description = rules[key]
+        if not test(given):
+            messages.append(
+                Error(
+                    f"{setting}[{key!r}] is {given!r}; it must be {description}.",
+                    hint=f"Remove it to use the default, {defaults[key]!r}.",
+                    obj=obj,
+                    id=bad,
+                )
+            )
+    return messages

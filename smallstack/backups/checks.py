@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from django.apps import AppConfig
-from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 from django.db import connections
 
 from smallstack.backups import conf
+from smallstack.conf import check_settings_dict
 
 OBJ = "settings.SMALLSTACK_BACKUPS"
 
@@ -36,34 +35,6 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _settings_messages(value: dict[str, Any]) -> list[CheckMessage]:
-    messages: list[CheckMessage] = []
-    for key, given in value.items():
-        if key not in conf.DEFAULTS:
-            closest = difflib.get_close_matches(str(key), list(conf.DEFAULTS), n=1)
-            messages.append(
-                Error(
-                    f"SMALLSTACK_BACKUPS has an unknown key {key!r}; it has no effect.",
-                    hint=(f"Did you mean {closest[0]!r}? " if closest else "")
-                    + f"Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
-                    obj=OBJ,
-                    id="backups.E002",
-                )
-            )
-            continue
-        test, description = RULES[key]
-        if not test(given):
-            messages.append(
-                Error(
-                    f"SMALLSTACK_BACKUPS[{key!r}] is {given!r}; it must be {description}.",
-                    hint=f"Remove it to use the default, {conf.DEFAULTS[key]!r}.",
-                    obj=OBJ,
-                    id="backups.E003",
-                )
-            )
-    return messages
-
-
 def writable_problem(directory: Path) -> str | None:
     """Why backups could not be written to ``directory`` (created if missing), or None."""
     if directory.exists():
@@ -84,16 +55,9 @@ def writable_problem(directory: Path) -> str | None:
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    value = getattr(settings, "SMALLSTACK_BACKUPS", {})
-    if not isinstance(value, dict):
-        return [
-            Error(
-                f"SMALLSTACK_BACKUPS must be a dict, not {type(value).__name__}.",
-                obj=OBJ,
-                id="backups.E001",
-            )
-        ]
-    messages = _settings_messages(value)
+    messages = check_settings_dict(
+        "SMALLSTACK_BACKUPS", conf.DEFAULTS, RULES, ("backups.E001", "backups.E002", "backups.E003")
+    )
     if messages:
         return messages
     problem = writable_problem(conf.backup_dir())

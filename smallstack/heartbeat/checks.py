@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, register
 
+from smallstack.conf import check_settings_dict
 from smallstack.heartbeat import conf
 
 
@@ -43,37 +42,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    value = getattr(settings, "SMALLSTACK_HEARTBEAT", {})
-    if not isinstance(value, dict):
-        return [
-            Error(
-                f"SMALLSTACK_HEARTBEAT must be a dict, not {type(value).__name__}.",
-                obj="settings.SMALLSTACK_HEARTBEAT",
-                id="heartbeat.E001",
-            )
-        ]
-    messages: list[CheckMessage] = []
-    for key, given in value.items():
-        if key not in conf.DEFAULTS:
-            closest = difflib.get_close_matches(str(key), list(conf.DEFAULTS), n=1)
-            messages.append(
-                Error(
-                    f"SMALLSTACK_HEARTBEAT has an unknown key {key!r}; it has no effect.",
-                    hint=(f"Did you mean {closest[0]!r}? " if closest else "")
-                    + f"Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
-                    obj="settings.SMALLSTACK_HEARTBEAT",
-                    id="heartbeat.E002",
-                )
-            )
-            continue
-        test, description = RULES[key]
-        if not test(given):
-            messages.append(
-                Error(
-                    f"SMALLSTACK_HEARTBEAT[{key!r}] is {given!r}; it must be {description}.",
-                    hint=f"Remove it to use the default, {conf.DEFAULTS[key]!r}.",
-                    obj="settings.SMALLSTACK_HEARTBEAT",
-                    id="heartbeat.E003",
-                )
-            )
-    return messages
+    return check_settings_dict(
+        "SMALLSTACK_HEARTBEAT",
+        conf.DEFAULTS,
+        RULES,
+        ("heartbeat.E001", "heartbeat.E002", "heartbeat.E003"),
+    )

@@ -8,15 +8,14 @@ keep working in both cases: they show what they could read.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Warning, register
 
+from smallstack.conf import check_settings_dict
 from smallstack.help import conf
 from smallstack.help.library import library
 
@@ -37,40 +36,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    value = getattr(settings, "SMALLSTACK_HELP", {})
-    if not isinstance(value, dict):
-        return [
-            Error(
-                f"SMALLSTACK_HELP must be a dict, not {type(value).__name__}.",
-                obj="settings.SMALLSTACK_HELP",
-                id="help.E001",
-            )
-        ]
-    messages: list[CheckMessage] = []
-    for key, given in value.items():
-        if key not in conf.DEFAULTS:
-            closest = difflib.get_close_matches(str(key), list(conf.DEFAULTS), n=1)
-            messages.append(
-                Error(
-                    f"SMALLSTACK_HELP has an unknown key {key!r}; it has no effect.",
-                    hint=(f"Did you mean {closest[0]!r}? " if closest else "")
-                    + f"Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
-                    obj="settings.SMALLSTACK_HELP",
-                    id="help.E002",
-                )
-            )
-            continue
-        test, description = RULES[key]
-        if not test(given):
-            messages.append(
-                Error(
-                    f"SMALLSTACK_HELP[{key!r}] is {given!r}; it must be {description}.",
-                    hint=f"Remove it to use the default, {conf.DEFAULTS[key]!r}.",
-                    obj="settings.SMALLSTACK_HELP",
-                    id="help.E003",
-                )
-            )
-    return messages
+    return check_settings_dict(
+        "SMALLSTACK_HELP", conf.DEFAULTS, RULES, ("help.E001", "help.E002", "help.E003")
+    )
 
 
 @register("help")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.apps import AppConfig, apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Warning, register
 
+from smallstack.conf import check_settings_dict
 from smallstack.users import conf
 
 
@@ -28,39 +28,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
+    messages = check_settings_dict(
+        "SMALLSTACK_USERS", conf.DEFAULTS, RULES, ("users.E001", "users.E002", "users.E003")
+    )
     value = getattr(settings, "SMALLSTACK_USERS", {})
     if not isinstance(value, dict):
-        return [
-            Error(
-                f"SMALLSTACK_USERS must be a dict, not {type(value).__name__}.",
-                obj="settings.SMALLSTACK_USERS",
-                id="users.E001",
-            )
-        ]
-    messages: list[CheckMessage] = []
-    for key, given in value.items():
-        if key not in conf.DEFAULTS:
-            closest = difflib.get_close_matches(str(key), list(conf.DEFAULTS), n=1)
-            messages.append(
-                Error(
-                    f"SMALLSTACK_USERS has an unknown key {key!r}; it has no effect.",
-                    hint=(f"Did you mean {closest[0]!r}? " if closest else "")
-                    + f"Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
-                    obj="settings.SMALLSTACK_USERS",
-                    id="users.E002",
-                )
-            )
-            continue
-        test, description = RULES[key]
-        if not test(given):
-            messages.append(
-                Error(
-                    f"SMALLSTACK_USERS[{key!r}] is {given!r}; it must be {description}.",
-                    hint=f"Remove it to use the default, {conf.DEFAULTS[key]!r}.",
-                    obj="settings.SMALLSTACK_USERS",
-                    id="users.E003",
-                )
-            )
+        return messages
     if value.get("EXPLORER", True) is True and not apps.is_installed("explorer"):
         messages.append(
             Warning(
