@@ -27,7 +27,6 @@ thread-pool checks are project-wide and run unless the apps given leave out ``sm
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -177,17 +176,6 @@ def check_widget_templates(
     return messages
 
 
-def _unknown_key(key: Any) -> CheckMessage:
-    closest = difflib.get_close_matches(str(key), list(conf.DEFAULTS), n=1)
-    hint = f"Did you mean {closest[0]!r}? " if closest else ""
-    return Error(
-        f"SMALLSTACK_DASHBOARD has an unknown key {key!r}; it has no effect.",
-        hint=f"{hint}Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
-        obj="settings.SMALLSTACK_DASHBOARD",
-        id="smallstack.E004",
-    )
-
-
 @register(TAG)
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
@@ -195,30 +183,13 @@ def check_settings(
     """smallstack.E003-E005: the ``SMALLSTACK_DASHBOARD`` setting's shape, keys and values."""
     if not _project_wide(app_configs):
         return []
-    value = getattr(settings, "SMALLSTACK_DASHBOARD", {})
-    if not isinstance(value, dict):
-        return [
-            Error(
-                f"SMALLSTACK_DASHBOARD must be a dict, not {type(value).__name__}.",
-                hint="Set it to a dict of the keys to change, e.g. {'WIDGET_TIMEOUT': 5.0}.",
-                obj="settings.SMALLSTACK_DASHBOARD",
-                id="smallstack.E003",
-            )
-        ]
-    messages = [_unknown_key(key) for key in value if key not in conf.DEFAULTS]
-    for key, given in value.items():
-        rule = VALUE_RULES.get(key)
-        if rule is None or rule[0](given):
-            continue
-        messages.append(
-            Error(
-                f"SMALLSTACK_DASHBOARD[{key!r}] is {given!r}; it must be {rule[1]}.",
-                hint=f"Remove it to use the default, {conf.DEFAULTS[key]!r}.",
-                obj="settings.SMALLSTACK_DASHBOARD",
-                id="smallstack.E005",
-            )
-        )
-    return messages
+    return conf.check_settings_dict(
+        "SMALLSTACK_DASHBOARD",
+        conf.DEFAULTS,
+        VALUE_RULES,
+        ("smallstack.E003", "smallstack.E004", "smallstack.E005"),
+        dict_hint="Set it to a dict of the keys to change, e.g. {'WIDGET_TIMEOUT': 5.0}.",
+    )
 
 
 def _pages() -> Iterable[tuple[str, list[Registration]]]:

@@ -58,20 +58,22 @@ def check_settings_dict(
     defaults: Mapping[str, Any],
     rules: Mapping[str, ValueRule],
     ids: tuple[str, str, str],
+    dict_hint: str | None = None,
 ) -> list[CheckMessage]:
     """Errors for the settings dict named ``setting``: not a dict, unknown keys, bad values.
 
     ``ids`` are the three check ids, in that order (e.g. ``("activity.E001", "activity.E002",
-    "activity.E003")``). An unknown key's hint names the closest known one.
+    "activity.E003")``); ``dict_hint`` is the hint of the first. An unknown key's hint names the
+    closest known one. Unknown keys are reported first, then bad values.
     """
     value = getattr(settings, setting, {})
     obj = f"settings.{setting}"
     not_a_dict, unknown, bad = ids
     if not isinstance(value, dict):
         message = f"{setting} must be a dict, not {type(value).__name__}."
-        return [Error(message, obj=obj, id=not_a_dict)]
+        return [Error(message, hint=dict_hint, obj=obj, id=not_a_dict)]
     messages: list[CheckMessage] = []
-    for key, given in value.items():
+    for key in value:
         if key not in defaults:
             closest = difflib.get_close_matches(str(key), list(defaults), n=1)
             messages.append(
@@ -83,6 +85,8 @@ def check_settings_dict(
                     id=unknown,
                 )
             )
+    for key, given in value.items():
+        if key not in defaults:
             continue
         test, description = rules[key]
         if not test(given):
