@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.cache import BaseCache, caches
+from django.core.cache import caches
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -80,12 +80,13 @@ async def public_status(request: HttpRequest) -> HttpResponse:
     """The public page: the overall state and uptime, nothing else. 404 when switched off."""
     if not conf.get("PUBLIC_PAGE"):
         raise Http404("The public status page is switched off.")
-    cache: BaseCache | None = caches["default"]
+    cache = caches["default"]
+    cache_up = True
     try:
-        context = await caches["default"].aget(PUBLIC_CACHE_KEY)
+        context = await cache.aget(PUBLIC_CACHE_KEY)
     except Exception as exc:  # a cache that is down (Redis restarting) costs the reuse only
         logger.warning("Public status page: cache unavailable (%s)", type(exc).__name__)
-        cache, context = None, None
+        context, cache_up = None, False
     if context is None:
         summary = await service.asummary()
         headline, status = PUBLIC_STATES.get(current_state(summary), PUBLIC_STATES[None])
@@ -97,7 +98,7 @@ async def public_status(request: HttpRequest) -> HttpResponse:
             if summary.latest and summary.latest_is_current
             else None,
         }
-        if cache is not None:
+        if cache_up:
             try:
                 await cache.aset(PUBLIC_CACHE_KEY, context, PUBLIC_CACHE_SECONDS)
             except Exception as exc:
