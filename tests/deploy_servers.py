@@ -29,7 +29,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.servers import PASSWORD, ROOT, free_port, prepare_data_dir
+from tests.servers import PASSWORD, ROOT, free_port, prepare_data_dir, stop_process
 
 DEPLOY = ROOT / "deploy"
 GUNICORN_CONF = DEPLOY / "gunicorn.conf.py"
@@ -115,13 +115,7 @@ class GunicornServer:
         return self.process.wait(timeout)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 40)
         self.process = None
 
     def log(self) -> str:

@@ -65,6 +65,17 @@ def create_api_key(environ: dict[str, str], name: str) -> str:
     return manage(environ, "create_api_token", "demo", "--name", name).strip().splitlines()[-1]
 
 
+def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM ``process`` if it still runs; SIGKILL it after ``timeout`` seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class LiveServer:
     """One uvicorn process; ``start()``/``stop()`` may be called repeatedly (same port)."""
 
@@ -112,13 +123,7 @@ class LiveServer:
         raise RuntimeError(f"uvicorn did not answer within {timeout} s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 10)
         self.process = None
 
     def log(self) -> str:
