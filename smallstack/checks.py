@@ -80,6 +80,9 @@ VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "MAX_DATA_BYTES": (_is_count, "a positive integer (bytes)"),
     "LOOP_BLOCK_LIMIT": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
     "LOOP_BLOCK_COOLDOWN": (lambda v: _is_number(v) and v >= 0, "0 or more seconds"),
+    "BREAKER_FAILURES": (lambda v: v is None or _is_count(v), "a positive integer, or None"),
+    "BREAKER_COOLDOWN": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
+    "BREAKER_MAX_COOLDOWN": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
     "LIVE_MAX_MESSAGE": (_is_count, "a positive integer (characters)"),
     "API_TOKEN_CACHE": (lambda v: _is_number(v) and v >= 0, "0 or more seconds (0 = off)"),
 }

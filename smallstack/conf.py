@@ -35,6 +35,12 @@ DEFAULTS: dict[str, Any] = {
     "LOOP_BLOCK_LIMIT": 0.5,
     # Seconds a widget that blocked the widget event loop is paused (not evaluated) afterwards.
     "LOOP_BLOCK_COOLDOWN": 60.0,
+    # Consecutive failures (timeouts or errors) after which a widget is paused: not evaluated,
+    # its last good value shown stale, until one retry after the cooldown. None never pauses.
+    "BREAKER_FAILURES": 5,
+    # Seconds of a widget's first pause; each failed retry doubles it, up to the maximum.
+    "BREAKER_COOLDOWN": 30.0,
+    "BREAKER_MAX_COOLDOWN": 600.0,
     # Largest websocket message (characters) the live endpoint accepts from a client.
     "LIVE_MAX_MESSAGE": 4096,
     # Seconds a verified API token is remembered in memory (no database query); 0 = never.

@@ -159,6 +159,9 @@ class WidgetContext:
     stale: bool = False
     cached: bool = False
     url: str | None = None
+    #: While the widget's circuit breaker is open (it is paused, not evaluated): the
+    #: breaker's state, failures, when it opened and when it retries; otherwise None.
+    breaker: dict[str, Any] | None = None
 
     @property
     def widget(self) -> DashboardWidget:
@@ -225,6 +228,7 @@ class WidgetContext:
             "elapsed_ms": round(self.elapsed_ms, 3),
             "evaluated_at": self.evaluated_at.isoformat() if self.evaluated_at else None,
             "data": self.data,
+            "breaker": self.breaker,
         }
 
 

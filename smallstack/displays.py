@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 #: What ``get_data()`` returns: a JSON-ready mapping (its shape is up to the widget's type).
 WidgetData = Mapping[str, Any]
@@ -82,6 +82,17 @@ TYPE_RULES: dict[str, Callable[[Mapping[str, Any]], Mapping[str, Any]]] = {
 }
 
 
+class FromSettings:
+    """The type of :data:`FROM_SETTINGS`."""
+
+    def __repr__(self) -> str:
+        return "FROM_SETTINGS"
+
+
+#: A widget attribute left to the ``SMALLSTACK_DASHBOARD`` setting of the same purpose.
+FROM_SETTINGS: Final = FromSettings()
+
+
 class DashboardWidget:
     """A card on the dashboard.
 
@@ -118,6 +129,12 @@ class DashboardWidget:
     cache_ttl: float = 0
     #: Seconds between live re-evaluations pushed to open dashboards; None never refreshes.
     refresh_interval: float | None = None
+    #: Consecutive failures after which the widget is paused (its circuit breaker opens);
+    #: None never pauses it. Left alone, ``BREAKER_FAILURES`` decides.
+    breaker_failures: int | FromSettings | None = FROM_SETTINGS
+    #: Seconds of the first pause (it doubles with each failed retry); None uses
+    #: ``BREAKER_COOLDOWN``.
+    breaker_cooldown: float | None = None
 
     def get_data(self, *args: Any, **kwargs: Any) -> WidgetData | Awaitable[WidgetData]:
         """Return ``{"headline": str, "detail": str, "status": str | None, ...}``.

@@ -56,7 +56,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import setting_changed
 from django.db import connections
 
-from smallstack import conf, locks
+from smallstack import conf, locks, telemetry
 from smallstack.breaker import Breaker
 from smallstack.contract import (
     InvalidWidgetData,
@@ -69,6 +69,7 @@ from smallstack.contract import (
     validate_extras,
 )
 from smallstack.registry import Registration
+from smallstack.widget_breakers import Circuit, WidgetBreakers
 from smallstack.widget_loop import LoopBlocked, StepMeter, WidgetLoop
 
 logger = logging.getLogger("smallstack.dashboard")
@@ -85,6 +86,9 @@ lock_breaker = Breaker("lock")
 
 #: Keys of the evaluation locks in Redis (followed by the result's cache key).
 EVALUATION_LOCK_PREFIX = "smallstack:evaluating:"
+
+#: Keys of the widgets' circuit breakers in a shared cache (followed by the widget's key).
+BREAKER_PREFIX = "smallstack:breaker:"
 
 #: Caches that live in this process: no I/O, nothing shared with other processes.
 _LOCAL_CACHES = (LocMemCache, DummyCache)
@@ -126,6 +130,7 @@ class _Flight:
 
     __slots__ = (
         "_lock",
+        "_on_finish",
         "_outcome",
         "_shared",
         "_timer",
@@ -137,8 +142,15 @@ class _Flight:
         "timeout",
     )
 
-    def __init__(self, key: str, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        key: str,
+        timeout: float,
+        loop: asyncio.AbstractEventLoop,
+        on_finish: Callable[[Outcome], object] | None = None,
+    ) -> None:
         self.key = key
+        self._on_finish = on_finish
         self.timeout = timeout
         self.started = time.monotonic()
         self.deadline = self.started + timeout
@@ -190,6 +202,11 @@ class _Flight:
                 return
             self._outcome = outcome
             shared = self._shared
+        if self._on_finish is not None:
+            try:
+                self._on_finish(outcome)
+            except Exception:
+                logger.exception("Dashboard widget %s: recording its outcome failed", self.key)
         if shared is not None:
             shared.set_result(outcome)
         try:
@@ -264,8 +281,10 @@ class Engine:
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._writer = _CacheWriter()
-        #: Widgets that blocked the widget loop: key -> (paused until, time.time(); reason).
-        self._paused: dict[str, tuple[float, str]] = {}
+        #: The widgets' circuit breakers (this process's copy; see :meth:`_share_circuit`).
+        self.breakers = WidgetBreakers()
+        #: One thread copying changed circuits to a shared cache, off the event loops.
+        self._circuit_writer: concurrent.futures.ThreadPoolExecutor | None = None
         #: The evaluation lock's client, per event loop (in practice: the widget loop's).
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, locks.RedisLock] = (
             weakref.WeakKeyDictionary()
@@ -281,10 +300,11 @@ class Engine:
         if self._pool is None:
             with self._lock:
                 if self._pool is None:
+                    size = int(conf.get("THREAD_POOL_SIZE"))
                     self._pool = concurrent.futures.ThreadPoolExecutor(
-                        max_workers=int(conf.get("THREAD_POOL_SIZE")),
-                        thread_name_prefix="smallstack-widget",
+                        max_workers=size, thread_name_prefix="smallstack-widget"
                     )
+                    telemetry.pool_size(size)
         return self._pool
 
     def reset(self) -> None:
@@ -292,8 +312,8 @@ class Engine:
         with self._lock:
             pool, self._pool = self._pool, None
             self._flights.clear()
-            self._paused.clear()
             self._caches.clear()
+        self.breakers.reset()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         cache_breaker.reset()
@@ -343,11 +363,13 @@ class Engine:
         *,
         with_extras: bool = False,
         fresh: bool = False,
+        force: bool = False,
     ) -> Batch:
         """Begin evaluating the registrations concurrently; see :class:`Batch`.
 
         ``with_extras`` merges ``get_api_extras()`` into ``data`` (the API's view of a widget).
         ``fresh`` skips reusing results younger than ``cache_ttl`` (an explicit refresh).
+        ``force`` evaluates widgets paused by their circuit breaker too (a trial each).
         """
         registrations = list(registrations)
         loop = asyncio.get_running_loop()
@@ -355,41 +377,95 @@ class Engine:
         stored = await self.acache_call("get_many", cache_keys) if registrations else None
         stored = stored or {}
         now = time.time()
-        contexts: list[asyncio.Future[WidgetContext]] = []
-        async_jobs: list[tuple[Coroutine[Any, Any, None], Callable]] = []
+        contexts: list[asyncio.Future[WidgetContext] | None] = []
+        # The widgets to evaluate: (index in contexts, registration, last good entry).
+        pending: list[tuple[int, Registration, dict | None]] = []
         for registration, cache_key in zip(registrations, cache_keys, strict=True):
             entry = stored.get(cache_key)
             if entry is not None and not _is_entry(entry):
                 entry = None  # not ours (another version wrote it): evaluate
             ttl = registration.widget.cache_ttl
-            paused = self.paused(registration.key)
             if entry is not None and ttl and not fresh and now - entry["at"] < ttl:
                 context = self._context(
                     registration, Outcome(OK, entry["data"], None, entry["ms"], entry["at"])
                 )
                 context.cached = True
                 contexts.append(_done(loop, context))
-            elif paused is not None:
-                outcome = Outcome(ERROR, error=paused)
-                contexts.append(_done(loop, self._context(registration, outcome, entry)))
+            else:
+                pending.append((len(contexts), registration, entry))
+                contexts.append(None)  # its future comes below
+        telemetry.cache_lookups(len(registrations) - len(pending), len(pending))
+        if pending and not force and self.shared_cache():
+            await self._adopt_shared_circuits([registration for _, registration, _ in pending])
+        async_jobs: list[tuple[Coroutine[Any, Any, None], Callable]] = []
+        for index, registration, entry in pending:
+            pause = None if force else self.breakers.pause(registration.key)
+            if pause is not None:
+                context = self._context(registration, Outcome(ERROR, error=pause.message), entry)
+                context.breaker = pause.info
+                contexts[index] = _done(loop, context)
             else:
                 seen = entry["at"] if entry is not None else None
                 flight = self._flight(registration, with_extras, loop, async_jobs, seen)
-                contexts.append(self._context_future(flight, registration, entry, loop))
+                contexts[index] = self._context_future(flight, registration, entry, loop)
         widget_loop.spawn(async_jobs)  # one hand-over for all the async widgets of the batch
-        return Batch(contexts)
+        return Batch(contexts)  # type: ignore[arg-type]  # no None is left
 
     def paused(self, key: str) -> str | None:
-        """Why the widget is paused (it blocked the widget loop), or None if it is not."""
-        pause = self._paused.get(key)
-        if pause is None:
-            return None
-        until, reason = pause
-        if time.time() >= until:
-            self._paused.pop(key, None)
-            return None
-        resumes = datetime.fromtimestamp(until, UTC).strftime("%H:%M:%S")
-        return f"{reason}; paused until {resumes} UTC"
+        """Why the widget is paused by its circuit breaker, or None if it is not."""
+        pause = self.breakers.pause(key)
+        return pause.message if pause is not None else None
+
+    # -- circuit breakers -----------------------------------------------------------------
+
+    async def _adopt_shared_circuits(self, registrations: list[Registration]) -> None:
+        """Take the newer circuits other processes stored in the shared cache (one read)."""
+        keys = [BREAKER_PREFIX + r.key for r in registrations]
+        found = await self.acache_call("get_many", keys) or {}
+        for registration, name in zip(registrations, keys, strict=True):
+            circuit = Circuit.from_dict(found.get(name))
+            if circuit is not None:
+                self.breakers.merge(registration.key, circuit)
+
+    def _finished(self, registration: Registration, outcome: Outcome) -> None:
+        """Any thread, once per evaluation: count it, and update the widget's circuit."""
+        key = registration.key
+        if not outcome.cached:  # taken from another process's evaluation: not one of ours
+            telemetry.evaluation_finished(
+                key, registration.group, registration.app_label, outcome.state, outcome.elapsed_ms
+            )
+        was_open = self.breakers.pause(key) is not None
+        circuit = self.breakers.record(registration.widget, key, outcome.state == OK)
+        if circuit is None:
+            return
+        if circuit.clean:
+            logger.info("Dashboard widget %s recovered; its circuit breaker is closed", key)
+        elif circuit.until and circuit.opened_at == circuit.changed and not was_open:
+            logger.warning(
+                "Dashboard widget %s failed %d times in a row; paused for %g s",
+                key,
+                circuit.failures,
+                circuit.until - circuit.opened_at,
+            )
+        self._share_circuit(key, circuit)
+
+    def _share_circuit(self, key: str, circuit: Circuit) -> None:
+        """Copy a changed circuit to the shared cache, from a thread of its own (any caller)."""
+        if not self.shared_cache():
+            return
+        if self._circuit_writer is None:
+            with self._lock:
+                if self._circuit_writer is None:
+                    self._circuit_writer = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=1, thread_name_prefix="smallstack-breakers"
+                    )
+        self._circuit_writer.submit(
+            self.cache_call,
+            "set",
+            BREAKER_PREFIX + key,
+            circuit.as_dict(),
+            timeout=conf.get("STALE_TTL"),
+        )
 
     async def evaluate(
         self,
@@ -397,9 +473,13 @@ class Engine:
         *,
         with_extras: bool = False,
         fresh: bool = False,
+        force: bool = False,
     ) -> list[WidgetContext]:
-        """Evaluate the registrations concurrently and return their contexts, in order."""
-        batch = await self.start(registrations, with_extras=with_extras, fresh=fresh)
+        """Evaluate the registrations concurrently and return their contexts, in order.
+
+        The options are :meth:`start`'s.
+        """
+        batch = await self.start(registrations, with_extras=with_extras, fresh=fresh, force=force)
         if batch.contexts:
             # asyncio.wait, unlike gather, leaves the evaluations running if this caller is
             # cancelled (a closed connection): their results still reach the cache.
@@ -461,8 +541,14 @@ class Engine:
             flight = self._flights.get(flight_key)
             if flight is not None and flight.joinable(registration.widget.cache_ttl):
                 return flight
-            flight = _Flight(registration.key, self._timeout(registration), loop)
+            flight = _Flight(
+                registration.key,
+                self._timeout(registration),
+                loop,
+                functools.partial(self._finished, registration),
+            )
             self._flights[flight_key] = flight
+        telemetry.evaluation_started()
         self._start(flight_key, flight, registration, with_extras, async_jobs, seen)
         return flight
 
@@ -475,10 +561,17 @@ class Engine:
         async_jobs: list,
         seen: float | None = None,
     ) -> None:
+        landed = False
+
         def land(_: object = None) -> None:
+            nonlocal landed
             with self._lock:
+                if landed:
+                    return
+                landed = True
                 if self._flights.get(flight_key) is flight:
                     del self._flights[flight_key]
+            telemetry.evaluation_landed()
 
         if self.shares_evaluations(registration):
             coroutine = self._run_coordinated(flight, registration, with_extras, land, seen)
@@ -599,6 +692,7 @@ class Engine:
 
     def _run_sync(self, flight: _Flight, registration: Registration, with_extras: bool) -> None:
         """Pool thread: call a sync widget, close what it opened, resolve the flight."""
+        telemetry.thread_busy(1)
         try:
             widget, kwargs = registration.widget, self._kwargs(registration)
             data = widget.get_data(**kwargs)
@@ -616,6 +710,7 @@ class Engine:
             outcome = self._failure(registration, exc, flight)
         finally:
             _close_thread_connections()
+            telemetry.thread_busy(-1)
         flight.finish(outcome)
         if outcome.state == OK:
             # Still on the pool thread, so a plain cache call. The flight lands only after
@@ -683,7 +778,8 @@ class Engine:
     def _blocked(self, registration: Registration, exc: LoopBlocked, flight: _Flight) -> Outcome:
         """An async widget held the widget loop: its error, and a pause (no evaluation)."""
         cooldown = float(conf.get("LOOP_BLOCK_COOLDOWN"))
-        self._paused[registration.key] = (time.time() + cooldown, str(exc))
+        circuit = self.breakers.trip(registration.key, cooldown, str(exc))
+        self._share_circuit(registration.key, circuit)
         logger.error(
             "Dashboard widget %s %s without awaiting; paused for %g s",
             registration.key,

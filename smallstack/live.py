@@ -249,13 +249,15 @@ def _registration(key: str) -> Registration:
     return registration
 
 
-async def arefresh(key: str) -> WidgetContext:
+async def arefresh(key: str, *, force: bool = False) -> WidgetContext:
     """Re-evaluate the widget ``key`` now (ignoring ``cache_ttl``) and push it if it changed.
 
+    A widget paused by its circuit breaker stays paused unless ``force`` is set: then this
+    evaluation is its trial, which closes the breaker if it succeeds.
     Safe to call whether or not anyone watches and whether or not push is available.
     Raises ``KeyError`` for an unknown key.
     """
-    [context] = await engine.evaluate([_registration(key)], fresh=True)
+    [context] = await engine.evaluate([_registration(key)], fresh=True, force=force)
     await publish(context)
     return context
 
@@ -273,9 +275,9 @@ async def arefresh_for(key: str, origin: str) -> tuple[WidgetContext, dict[str, 
     return context, message
 
 
-def refresh(key: str) -> WidgetContext:
+def refresh(key: str, *, force: bool = False) -> WidgetContext:
     """Blocking twin of :func:`arefresh`, for sync code such as signal handlers."""
-    return async_to_sync(arefresh)(key)
+    return async_to_sync(arefresh)(key, force=force)
 
 
 async def stream(registrations: Iterable[Registration], send) -> int:

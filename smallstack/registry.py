@@ -18,7 +18,7 @@ from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.utils.text import slugify
 
-from smallstack.displays import DashboardWidget
+from smallstack.displays import FROM_SETTINGS, DashboardWidget
 
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: What a group or an app label must look like to be a segment of its page's URL
@@ -59,6 +59,10 @@ class UnknownScope(LookupError):
     """A group or app label that no registered widget belongs to (a 404 on pages and the API)."""
 
 
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def _validate(widget: DashboardWidget) -> None:
     name = type(widget).__name__
     if not isinstance(widget, DashboardWidget):
@@ -73,6 +77,13 @@ def _validate(widget: DashboardWidget) -> None:
         raise ImproperlyConfigured(f"{name}.cache_ttl must be 0 or more seconds")
     if widget.refresh_interval is not None and not widget.refresh_interval > 0:
         raise ImproperlyConfigured(f"{name}.refresh_interval must be positive seconds or None")
+    failures = widget.breaker_failures
+    if failures is not FROM_SETTINGS and failures is not None and not _is_count(failures):
+        raise ImproperlyConfigured(
+            f"{name}.breaker_failures must be a whole number of at least 1, or None"
+        )
+    if widget.breaker_cooldown is not None and not widget.breaker_cooldown > 0:
+        raise ImproperlyConfigured(f"{name}.breaker_cooldown must be positive seconds or None")
     if widget.key is not None and not KEY_RE.match(widget.key):
         raise ImproperlyConfigured(
             f"{name}.key {widget.key!r} may hold only letters, digits, '.', '_' and '-'"

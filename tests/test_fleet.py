@@ -24,7 +24,13 @@ import redis as redis_py
 from project import services
 from smallstack import locks
 from smallstack.contract import State
-from smallstack.engine import EVALUATION_LOCK_PREFIX, cache_breaker, engine, lock_breaker
+from smallstack.engine import (
+    BREAKER_PREFIX,
+    EVALUATION_LOCK_PREFIX,
+    cache_breaker,
+    engine,
+    lock_breaker,
+)
 from smallstack.live import publish
 from tests.conftest import require_binary, wait_until
 from tests.fleetapp.widgets import Counted, CountedAsync, calls
@@ -55,7 +61,13 @@ async def main():
     while engine.in_flight():
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.2)
-    return {"state": str(context.state), "data": context.data, "pushed": pushed}
+    return {
+        "state": str(context.state),
+        "data": context.data,
+        "error": context.error,
+        "breaker": context.breaker,
+        "pushed": pushed,
+    }
 
 print(json.dumps(asyncio.run(main())), flush=True)
 """
@@ -203,6 +215,30 @@ async def test_when_the_holder_fails_a_waiting_process_evaluates_itself(
     rows = calls(shared, key)
     assert [pid for _, pid, _, _ in rows] == [other.pid, os.getpid()]
     assert rows[1][2] >= rows[0][3] - 0.01  # one after the other, never at once
+
+
+async def test_a_paused_widget_is_paused_for_every_process(
+    shared, redis_server, register, monkeypatch
+):
+    key = "fleet-breaker"
+    monkeypatch.setenv("SMALLSTACK_FLEET_FAIL", "1")
+    registration = register(Counted(key=key, timeout=5))
+    for _ in range(5):
+        [context] = await engine.evaluate([registration])
+        assert context.state == State.ERROR and context.breaker is None
+        assert await settled()
+    [paused] = await engine.evaluate([registration])
+    assert paused.breaker is not None
+    client = redis_py.Redis.from_url(redis_server.url)
+    assert wait_until(lambda: bool(client.keys(f"*{BREAKER_PREFIX}{key}")))
+
+    # Another process never evaluated the widget, yet it finds it paused and does not call it.
+    other = other_process(redis_server.url, shared, "sync", key, 5, SMALLSTACK_FLEET_FAIL="1")
+    theirs = finished(other)
+    assert theirs["state"] == "error"
+    assert theirs["error"].startswith("paused after 5 failures, next try in ")
+    assert theirs["breaker"]["failures"] == 5
+    assert [pid for _, pid, _, _ in calls(shared, key)] == [os.getpid()] * 5
 
 
 async def test_change_fingerprints_are_shared_by_the_processes(shared, redis_server, register):

@@ -28,6 +28,18 @@ class WidgetData(BaseModel):
     status: str | None = Field(None, description="ok, warning, error, unknown or the widget's own")
 
 
+class BreakerInfo(BaseModel):
+    """A paused widget's circuit breaker: open after too many consecutive failures."""
+
+    state: Literal["open"]
+    failures: int = Field(description="consecutive failures (timeouts or errors)")
+    opened_at: datetime
+    retry_at: datetime = Field(description="when the next evaluation (the trial) may run")
+    reason: str | None = Field(
+        description="why it opened, when not for counted failures (it blocked the event loop)"
+    )
+
+
 class WidgetItem(BaseModel):
     """One widget and the result of its latest evaluation."""
 
@@ -48,6 +60,10 @@ class WidgetItem(BaseModel):
     elapsed_ms: float
     evaluated_at: datetime | None = Field(description="when data was produced")
     data: WidgetData | None = Field(description="null when the widget has never succeeded")
+    breaker: BreakerInfo | None = Field(
+        None,
+        description="set while the widget is paused by its circuit breaker (state is error)",
+    )
 
 
 class WidgetList(BaseModel):
