@@ -27,6 +27,7 @@ thread-pool checks are project-wide and run unless the apps given leave out ``sm
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,6 +54,18 @@ def _is_number(value: Any) -> bool:
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_networks(value: Any) -> bool:
+    """A list or tuple of IP addresses or networks (``10.0.0.0/8``)."""
+    if not isinstance(value, (list, tuple)):
+        return False
+    try:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _is_redis_url(value: Any) -> bool:
@@ -85,6 +98,10 @@ VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "BREAKER_MAX_COOLDOWN": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
     "LIVE_MAX_MESSAGE": (_is_count, "a positive integer (characters)"),
     "API_TOKEN_CACHE": (lambda v: _is_number(v) and v >= 0, "0 or more seconds (0 = off)"),
+    "METRICS_ALLOWED_IPS": (
+        _is_networks,
+        "a list of IP addresses or networks, e.g. ['127.0.0.1', '10.0.0.0/8'] ([] = any)",
+    ),
 }
 
 

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_MAX_MESSAGE": 4096,
     # Seconds a verified API token is remembered in memory (no database query); 0 = never.
     "API_TOKEN_CACHE": 5,
+    # Client addresses or networks (CIDR) that may read GET /api/metrics, besides needing staff
+    # credentials; other addresses get 403. Empty: any address.
+    "METRICS_ALLOWED_IPS": [],
 }
 
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
-from smallstack import cards, conf
+from smallstack import cards, conf, telemetry
 from smallstack.contract import WidgetContext, digest, stable_item
 from smallstack.engine import engine
 from smallstack.loops import PerLoop
@@ -40,6 +40,8 @@ BROADCAST_GROUP = "smallstack.dashboard"
 #: Where browsers connect.
 SOCKET_PATH = "/ws/smallstack/dashboard/"
 _RECOVERY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+telemetry.count_channel_layer_drops()
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -163,6 +165,7 @@ async def _notify(socket: LiveSocket, available: bool) -> None:
     try:
         await socket.push_state_changed(available)
     except Exception:
+        telemetry.send_failed()
         logger.debug("Live push: a socket could not be told about the push state", exc_info=True)
 
 
@@ -199,6 +202,7 @@ async def _publish(
     try:
         await _group_send(event)
     except Exception as exc:
+        telemetry.send_failed()
         # Not remembered: once push is back the same result still counts as a change.
         current = hub()
         if current.sockets:
@@ -229,6 +233,7 @@ async def aclose_user_sockets(user_id: Any, code: int, *, session_key: str | Non
     try:
         await _group_send(event)
     except Exception as exc:
+        telemetry.send_failed()
         logger.error("Could not close the live dashboards of user %s: %r", user_id, exc)
 
 
@@ -290,4 +295,5 @@ async def stream(registrations: Iterable[Registration], send) -> int:
     batch = await engine.start(registrations)
     for future in asyncio.as_completed(batch.contexts):
         await send(await update_message(await future))
+        telemetry.push_sent()
     return len(batch.contexts)

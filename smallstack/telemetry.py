@@ -16,10 +16,14 @@ This module imports nothing of smallstack: the engine, ``live`` and ``consumers`
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 from prometheus_client import Counter, Gauge, values
 
 __all__ = [
     "cache_lookups",
+    "count_channel_layer_drops",
     "evaluation_finished",
     "evaluation_landed",
     "evaluation_started",
@@ -189,3 +193,43 @@ def send_dropped(count: int = 1) -> None:
 def send_failed(count: int = 1) -> None:
     """``count`` sends failed with an error."""
     SENDS_FAILED.inc(count)
+
+
+# -- sends the channel layer drops -----------------------------------------------------------
+
+#: The message channels-redis logs (INFO, logger ``channels_redis.core``) after a group send
+#: that some channels were over ``capacity`` for; those channels did not get the message.
+_OVER_CAPACITY = "%s of %s channels over capacity in group %s"
+
+
+class _OverCapacity(logging.Filter):
+    """Counts the sends channels-redis dropped, from its over-capacity log record.
+
+    ``threshold`` is the logger's level before :func:`count_channel_layer_drops` lowered it to
+    INFO: records below it are counted but not passed on, so the logs read as before.
+    """
+
+    def __init__(self, threshold: int) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == _OVER_CAPACITY and isinstance(record.args, tuple) and record.args:
+            with contextlib.suppress(TypeError, ValueError):
+                send_dropped(int(str(record.args[0])))
+        return record.levelno >= self.threshold
+
+
+def count_channel_layer_drops() -> None:
+    """Count the messages channels-redis drops for channels over capacity (idempotent).
+
+    channels-redis reports them only in a log record, so a filter on its logger counts them.
+    The in-memory channel layer drops silently: nothing to count there.
+    """
+    logger = logging.getLogger("channels_redis.core")
+    if any(isinstance(existing, _OverCapacity) for existing in logger.filters):
+        return
+    threshold = logger.getEffectiveLevel()
+    if threshold > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addFilter(_OverCapacity(threshold))

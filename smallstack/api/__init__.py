@@ -9,6 +9,7 @@ from ninja.errors import AuthenticationError, AuthorizationError
 
 from smallstack.api.auth import forbidden, staff_auth_chain, staff_docs, unauthorized
 from smallstack.api.endpoints import router
+from smallstack.api.metrics import router as metrics_router
 
 __all__ = ["api"]
 
@@ -29,3 +30,4 @@ api = NinjaAPI(
 api.add_exception_handler(AuthenticationError, unauthorized)
 api.add_exception_handler(AuthorizationError, forbidden)
 api.add_router("/dashboard/", router)
+api.add_router("/", metrics_router)
