@@ -1,4 +1,5 @@
-"""API tokens in Django's admin: create (the key is shown once), inspect, revoke.
+"""API tokens in Django's admin: create (the key is shown once), inspect, revoke. Personal
+layouts: inspect, and delete one to reset a user's page to its default.
 
 The new key is rendered straight into the response to the add form, never put in a message
 (Django's cookie message storage would carry it in a cookie) and never shown again.
@@ -6,13 +7,14 @@ The new key is rendered straight into the response to the add form, never put in
 
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from smallstack import tokens
-from smallstack.models import APIToken
+from smallstack import layouts, tokens
+from smallstack.models import APIToken, DashboardLayout
 
 
 @admin.register(APIToken)
@@ -60,3 +62,32 @@ class APITokenAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset) -> None:
         count = queryset.filter(revoked__isnull=True).update(revoked=timezone.now())
         self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
+
+
+@admin.register(DashboardLayout)
+class DashboardLayoutAdmin(admin.ModelAdmin):
+    """Read-only: users arrange their pages themselves (the dashboard's Edit layout, or the API).
+    Deleting a layout resets that page to its default; the user's open dashboards of it are told,
+    as when they reset it themselves."""
+
+    list_display = ["user", "scope", "updated"]
+    list_filter = ["scope"]
+    search_fields = ["user__username", "scope"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "scope", "order", "hidden", "spans", "updated"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: DashboardLayout) -> None:
+        super().delete_model(request, obj)
+        async_to_sync(layouts.announce)(obj.user_id, obj.scope)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        gone = list(queryset.values_list("user_id", "scope"))
+        super().delete_queryset(request, queryset)
+        for user_id, scope in gone:
+            async_to_sync(layouts.announce)(user_id, scope)

@@ -1,4 +1,4 @@
-"""Database models of the dashboard: API tokens for monitors and scripts."""
+"""Database models of the dashboard: API tokens for monitors and scripts, personal layouts."""
 
 from __future__ import annotations
 
@@ -43,3 +43,32 @@ class APIToken(models.Model):
     def is_usable(self) -> bool:
         """Neither revoked nor expired (the user's own status is checked separately)."""
         return self.revoked is None and not self.is_expired()
+
+
+class DashboardLayout(models.Model):
+    """One user's arrangement of one dashboard page (``scope``): card order, hidden cards and
+    card widths. Read through :mod:`smallstack.layouts`, which drops keys no longer registered
+    and places widgets registered since at their default position."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dashboard_layouts"
+    )
+    scope = models.CharField(
+        max_length=255, help_text='"dashboard", "group:<name>" or "app:<label>".'
+    )
+    order = models.JSONField(default=list, blank=True, help_text="Widget keys, first card first.")
+    hidden = models.JSONField(default=list, blank=True, help_text="Widget keys not shown.")
+    spans = models.JSONField(
+        default=dict, blank=True, help_text="Widget key → columns (1 or 2) chosen by the user."
+    )
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "dashboard layout"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "scope"], name="smallstack_layout_per_scope")
+        ]
+        ordering = ["user", "scope"]
+
+    def __str__(self) -> str:
+        return f"{self.scope} layout of user {self.user_id}"
