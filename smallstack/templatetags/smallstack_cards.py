@@ -1,5 +1,6 @@
 """Card tags: ``{% card w %}`` renders one dashboard card (a failing card template costs only
-that card); ``{% sparkline series labels name %}`` draws a series as an inline SVG."""
+that card) as wide as the page's ``layout`` makes it; ``{% sparkline series labels name %}`` draws
+a series as an inline SVG."""
 
 from collections.abc import Sequence
 
@@ -7,15 +8,16 @@ from django import template
 from django.utils.safestring import SafeString
 
 from smallstack import sparklines
-from smallstack.cards import Card, render_card
+from smallstack.cards import Card, effective_span, render_card
 
 register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
 def card(context: template.Context, w: Card) -> str:
-    """The card of ``w`` (a widget context or a placeholder), rendered in the page's context."""
-    return render_card(w, context)
+    """The card of ``w`` (a widget context or a placeholder), rendered in the page's context,
+    with the width the page's ``layout`` (the user's, if any) gives it."""
+    return render_card(w, context, effective_span(w, context.get("layout")))
 
 
 @register.simple_tag
