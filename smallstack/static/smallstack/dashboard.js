@@ -3,6 +3,11 @@
 // Protocol (see smallstack/consumers.py): on open, subscribe to this page's scope; once
 // subscribed, ask for a snapshot (the first time only of the cards still loading, after a
 // reconnect of every card); then apply each "widget.update" by its key.
+//
+// For the layout editor (layout.js), on the grid element: a pushed card updates the card element
+// in place and then fires "smallstack:card-updated" (detail: key, card); "smallstack:resubscribe"
+// (detail: keys) subscribes again (the server reads the user's layout anew) and asks for those
+// keys' cards.
 (function () {
   "use strict";
 
@@ -30,6 +35,8 @@
   let attempt = 0;
   let everConnected = false;
   let retryTimer = null;
+  let opening = false;  // the socket's first "subscribed" is still to come
+  let wanted = null;  // keys to ask for with the next "subscribed"
 
   function setState(state) {
     indicator.hidden = false;
@@ -41,13 +48,31 @@
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
   }
 
+  // Attributes of a card element that belong to the page, not to the pushed card.
+  const PAGE_ATTRIBUTES = new Set(["tabindex", "aria-describedby"]);
+
   function swap(key, html) {
     const old = grid.querySelector('[data-key="' + CSS.escape(key) + '"]');
     if (!old) return;
     const template = document.createElement("template");
     template.innerHTML = html.trim();  // server-rendered, autoescaped card
     const card = template.content.firstElementChild;
-    if (card) old.replaceWith(card);
+    if (!card) return;
+    let updated = card;
+    if (card.tagName === old.tagName) {
+      // The element stays (keyboard focus and a drag in progress survive it): it takes the
+      // pushed card's attributes and content, keeping the children the page marked to keep.
+      const kept = Array.from(old.children).filter((child) => child.hasAttribute("data-card-keep"));
+      for (const name of old.getAttributeNames()) {
+        if (!card.hasAttribute(name) && !PAGE_ATTRIBUTES.has(name)) old.removeAttribute(name);
+      }
+      for (const name of card.getAttributeNames()) old.setAttribute(name, card.getAttribute(name));
+      old.replaceChildren(...kept, ...card.childNodes);
+      updated = old;
+    } else {
+      old.replaceWith(card);
+    }
+    grid.dispatchEvent(new CustomEvent("smallstack:card-updated", { detail: { key, card: updated } }));
   }
 
   function onMessage(event) {
@@ -57,14 +82,21 @@
       case "widget.update":
         swap(message.widget.key, message.html);
         break;
-      case "subscribed":
-        if (!everConnected) {
-          everConnected = true;
-          if (pending.length) send({ type: "snapshot", keys: pending });
+      case "subscribed": {
+        const keys = wanted || [];
+        wanted = null;
+        if (!opening) {  // a resubscribe: just the cards asked for
+          if (keys.length) send({ type: "snapshot", keys: keys });
+        } else if (!everConnected) {
+          const first = pending.concat(keys);
+          if (first.length) send({ type: "snapshot", keys: first });
         } else {
           send({ type: "snapshot" });  // catch up on anything missed while away
         }
+        opening = false;
+        everConnected = true;
         break;
+      }
       case "status":
         if (message.push === "live") {
           if (indicator.dataset.state === "unavailable") send({ type: "snapshot" });
@@ -92,6 +124,7 @@
     socket = new WebSocket(protocol + location.host + grid.dataset.liveSocket);
     socket.addEventListener("open", () => {
       attempt = 0;
+      opening = true;
       send(Object.assign({ type: "subscribe" }, scope));
     });
     socket.addEventListener("message", onMessage);
@@ -103,6 +136,12 @@
       scheduleReconnect();
     });
   }
+
+  grid.addEventListener("smallstack:resubscribe", (event) => {
+    const keys = (event.detail && event.detail.keys) || [];
+    wanted = (wanted || []).concat(keys);
+    send(Object.assign({ type: "subscribe" }, scope));
+  });
 
   // Come back at once when the network does, instead of waiting out the backoff.
   window.addEventListener("online", () => {
