@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
+from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
     # Seconds a widget may take before its card degrades to "timed out".
@@ -51,11 +52,29 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Values read so far: the engine reads several per widget, and ``settings`` is a lazy
+#: object whose attribute access is slow. Emptied whenever a setting changes (tests).
+_values: dict[str, Any] = {}
+
+
 def get(name: str) -> Any:
     """Return one dashboard setting, falling back to its default."""
+    try:
+        return _values[name]
+    except KeyError:
+        pass
     if name not in DEFAULTS:
         raise KeyError(f"unknown SMALLSTACK_DASHBOARD setting {name!r}")
-    return getattr(settings, "SMALLSTACK_DASHBOARD", {}).get(name, DEFAULTS[name])
+    value = _values[name] = getattr(settings, "SMALLSTACK_DASHBOARD", {}).get(name, DEFAULTS[name])
+    return value
+
+
+def _forget_values(*, setting: str, **_: object) -> None:
+    if setting == "SMALLSTACK_DASHBOARD":
+        _values.clear()
+
+
+setting_changed.connect(_forget_values)
 
 
 #: A settings key's rule: a test of the value, and what the value must be (for the message).

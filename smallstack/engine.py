@@ -43,7 +43,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -129,6 +129,7 @@ class _Flight:
     """
 
     __slots__ = (
+        "_deliveries",
         "_lock",
         "_on_finish",
         "_outcome",
@@ -148,18 +149,22 @@ class _Flight:
         timeout: float,
         loop: asyncio.AbstractEventLoop,
         on_finish: Callable[[Outcome], object] | None = None,
+        started: float | None = None,
+        deliveries: _Deliveries | None = None,
     ) -> None:
         self.key = key
         self._on_finish = on_finish
         self.timeout = timeout
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.deadline = self.started + timeout
         self.loop = loop
         self.future: asyncio.Future[Outcome] = loop.create_future()
         self._shared: concurrent.futures.Future[Outcome] | None = None
         self._outcome: Outcome | None = None
         self._lock = threading.Lock()
-        self._timer = loop.call_at(loop.time() + timeout, self.expire)
+        self._deliveries = deliveries or _Deliveries.of(loop)
+        #: The timer that ends it at its deadline (shared with the flights its batch started).
+        self._timer: _Deadline | None = None
 
     @property
     def outcome(self) -> Outcome | None:
@@ -189,8 +194,8 @@ class _Flight:
         """The deadline: "timed out", unless there is an outcome already (from any thread).
 
         Called by the flight's timer, and by an async widget's task cancelled at the same
-        deadline by the widget loop's own timer (:func:`_spawned`), whichever comes first. A
-        sync widget's thread cannot be stopped.
+        deadline by the widget loop's own timer (:func:`_cancel_at_deadline`), whichever comes
+        first. A sync widget's thread cannot be stopped.
         """
         if self._outcome is None:
             logger.warning("Dashboard widget %s timed out after %.3g s", self.key, self.timeout)
@@ -216,12 +221,12 @@ class _Flight:
         if on_loop:
             self._resolve(outcome)
         else:
-            # A closed loop (RuntimeError) has nobody left waiting on it.
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self._resolve, outcome)
+            self._deliveries.add(self, outcome)
 
     def _resolve(self, outcome: Outcome) -> None:
-        self._timer.cancel()
+        if self._timer is not None:
+            self._timer.landed()
+            self._timer = None
         if not self.future.done():
             self.future.set_result(outcome)
 
@@ -240,6 +245,80 @@ class _Flight:
             return future.result()
         future.cancel()  # detach from the shared future; this loop may close before it ends
         return self.timed_out()
+
+
+class _Deliveries:
+    """Outcomes finished on other threads, handed to their flights' event loop in batches.
+
+    ``call_soon_threadsafe`` per outcome would wake the loop (a write to its self-pipe) and
+    contend for the GIL once per widget; here the first outcome of a batch schedules one
+    delivery and the others join it, however many widgets finish meanwhile.
+    """
+
+    _of: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deliveries] = (
+        weakref.WeakKeyDictionary()
+    )
+    _of_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._items: list[tuple[_Flight, Outcome]] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Deliveries:
+        """The deliveries to ``loop`` (it holds no reference to the loop: it dies with it)."""
+        deliveries = cls._of.get(loop)
+        if deliveries is None:
+            with cls._of_lock:
+                deliveries = cls._of.setdefault(loop, cls())
+        return deliveries
+
+    def add(self, flight: _Flight, outcome: Outcome) -> None:
+        """Any thread: resolve ``flight`` with ``outcome`` on its loop, soon."""
+        with self._lock:
+            first = not self._items
+            self._items.append((flight, outcome))
+        if first:
+            try:
+                flight.loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # a closed loop: nobody is left waiting on it
+                with self._lock:
+                    self._items.clear()
+
+    def _deliver(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        for flight, outcome in items:
+            flight._resolve(outcome)
+
+
+class _Deadline:
+    """One timer ending the flights a batch started with the same timeout, on their loop.
+
+    A timer per flight costs a heap entry each; the flights of a batch start together, so they
+    share a deadline. The timer is cancelled once every one of them has an outcome.
+    """
+
+    __slots__ = ("_flights", "_handle", "_left")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, flights: list[_Flight]) -> None:
+        self._flights, self._left = flights, len(flights)
+        for flight in flights:
+            flight._timer = self
+        self._handle = loop.call_later(
+            max(0.0, flights[0].deadline - time.monotonic()), self._expire
+        )
+
+    def _expire(self) -> None:
+        for flight in self._flights:
+            flight.expire()
+
+    def landed(self) -> None:
+        """On the loop: one of the flights has its outcome."""
+        self._left -= 1
+        if self._left == 0:
+            self._handle.cancel()
+            self._flights = []
 
 
 class _Lane(concurrent.futures.Executor):
@@ -397,7 +476,9 @@ class Engine:
         telemetry.cache_lookups(len(registrations) - len(pending), len(pending))
         if pending and not force and self.shared_cache():
             await self._adopt_shared_circuits([registration for _, registration, _ in pending])
-        async_jobs: list[tuple[Coroutine[Any, Any, None], Callable]] = []
+        async_jobs: list[tuple[Coroutine[Any, Any, None], _Flight]] = []
+        started, deliveries = time.monotonic(), _Deliveries.of(loop)
+        new_flights: dict[float, list[_Flight]] = {}  # by timeout
         for index, registration, entry in pending:
             pause = None if force else self.breakers.pause(registration.key)
             if pause is not None:
@@ -406,9 +487,22 @@ class Engine:
                 contexts[index] = _done(loop, context)
             else:
                 seen = entry["at"] if entry is not None else None
-                flight = self._flight(registration, with_extras, loop, async_jobs, seen)
+                flight = self._flight(
+                    registration,
+                    with_extras,
+                    loop,
+                    async_jobs,
+                    seen,
+                    (started, deliveries),
+                    new_flights,
+                )
                 contexts[index] = self._context_future(flight, registration, entry, loop)
-        widget_loop.spawn(async_jobs)  # one hand-over for all the async widgets of the batch
+        for flights in new_flights.values():
+            _Deadline(loop, flights)
+            telemetry.evaluation_started(len(flights))
+        if async_jobs:  # one hand-over for all the async widgets of the batch
+            coroutines, async_flights = zip(*async_jobs, strict=True)
+            widget_loop.spawn(coroutines, functools.partial(_cancel_at_deadline, async_flights))
         return Batch(contexts)  # type: ignore[arg-type]  # no None is left
 
     def paused(self, key: str) -> str | None:
@@ -528,27 +622,34 @@ class Engine:
         with_extras: bool,
         loop: asyncio.AbstractEventLoop,
         async_jobs: list,
-        seen: float | None = None,
+        seen: float | None,
+        batch: tuple[float, _Deliveries],
+        new_flights: dict[float, list[_Flight]],
     ) -> _Flight:
         """The widget's flight in progress, or a new one started on ``loop``.
 
+        ``batch``: when the batch started (its flights share a deadline) and its deliveries.
+
+        A new flight is added to ``new_flights`` (by timeout), for the caller to give a timer.
         A new async evaluation (or a coordinated one, see :meth:`_run_coordinated`) is appended
         to ``async_jobs``, for the caller to spawn. ``seen``: the time of the cached result the
         caller found too old (or None), so that only a newer one counts as another's result.
         """
         flight_key = (registration.key, with_extras)
+        timeout = self._timeout(registration)
         with self._lock:
             flight = self._flights.get(flight_key)
             if flight is not None and flight.joinable(registration.widget.cache_ttl):
                 return flight
             flight = _Flight(
                 registration.key,
-                self._timeout(registration),
+                timeout,
                 loop,
                 functools.partial(self._finished, registration),
+                *batch,
             )
             self._flights[flight_key] = flight
-        telemetry.evaluation_started()
+        new_flights.setdefault(timeout, []).append(flight)
         self._start(flight_key, flight, registration, with_extras, async_jobs, seen)
         return flight
 
@@ -575,10 +676,10 @@ class Engine:
 
         if self.shares_evaluations(registration):
             coroutine = self._run_coordinated(flight, registration, with_extras, land, seen)
-            async_jobs.append((coroutine, functools.partial(_spawned, flight)))
+            async_jobs.append((coroutine, flight))
         elif registration.is_async:
             coroutine = self._run_async(flight, registration, with_extras, land)
-            async_jobs.append((coroutine, functools.partial(_spawned, flight)))
+            async_jobs.append((coroutine, flight))
         else:
             self._submit_sync(flight, registration, with_extras, land)
 
@@ -872,14 +973,24 @@ def _done(loop: asyncio.AbstractEventLoop, context: WidgetContext) -> asyncio.Fu
     return future
 
 
-def _spawned(flight: _Flight, task: asyncio.Task) -> None:
-    """Widget loop: cancel a new async evaluation at its flight's deadline.
+def _cancel_at_deadline(flights: Sequence[_Flight], tasks: list[asyncio.Task]) -> None:
+    """Widget loop: cancel the batch's async evaluations still running at their deadline.
 
     The widget loop's own timer, not the server loop's: a caller's loop may be gone by then
-    (``async_to_sync`` closes its loop when the call returns).
+    (``async_to_sync`` closes its loop when the call returns). One timer per deadline the batch
+    has (its flights share one per timeout), not one per task.
     """
-    handle = task.get_loop().call_later(max(0.0, flight.deadline - time.monotonic()), task.cancel)
-    task.add_done_callback(lambda _: handle.cancel())
+    by_deadline: dict[float, list[asyncio.Task]] = {}
+    for flight, task in zip(flights, tasks, strict=True):
+        by_deadline.setdefault(flight.deadline, []).append(task)
+    loop, now = tasks[0].get_loop(), time.monotonic()
+    for deadline, group in by_deadline.items():
+        loop.call_later(max(0.0, deadline - now), _cancel_all, group)
+
+
+def _cancel_all(tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()  # nothing for those already done
 
 
 def _entry(outcome: Outcome) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
+from inspect import iscoroutinefunction
 from typing import Any
 
 from django.apps import apps
@@ -48,10 +50,9 @@ class Registration:
     def model_name(self) -> str | None:
         return self.model._meta.model_name if self.model is not None else None
 
-    @property
+    @cached_property
     def is_async(self) -> bool:
-        from inspect import iscoroutinefunction
-
+        """Whether ``get_data`` is an ``async def`` (looked up once: it is on every evaluation)."""
         return iscoroutinefunction(self.widget.get_data)
 
 

@@ -116,9 +116,9 @@ def multiprocess() -> bool:
     return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
-def evaluation_started() -> None:
-    """A new evaluation (a flight) started."""
-    _in_flight_inc()
+def evaluation_started(count: int = 1) -> None:
+    """``count`` new evaluations (flights) started."""
+    _in_flight_inc(count)
 
 
 def evaluation_landed() -> None:

@@ -110,8 +110,12 @@ class WidgetLoop:
         self._loop, self._pid, self._current = loop, os.getpid(), None
         threading.Thread(target=self._watch, name="smallstack-widget-watchdog", daemon=True).start()
 
-    def spawn(self, coroutines: Iterable[tuple[Coroutine[Any, Any, Any], Callable]]) -> None:
-        """Start each coroutine as a task on the widget loop; ``created(task)`` gets each task.
+    def spawn(
+        self,
+        coroutines: Iterable[Coroutine[Any, Any, Any]],
+        created: Callable[[list[asyncio.Task]], object],
+    ) -> None:
+        """Start each coroutine as a task on the widget loop; ``created(tasks)`` gets the tasks.
 
         One wake-up of the loop for the whole batch. Tasks start in order, and each task's first
         step runs before anything scheduled on the loop after it (a cancellation, for one).
@@ -122,8 +126,7 @@ class WidgetLoop:
         loop = self.loop
 
         def create() -> None:
-            for coroutine, created in jobs:
-                created(loop.create_task(coroutine))
+            created([loop.create_task(coroutine) for coroutine in jobs])
 
         loop.call_soon_threadsafe(create)
 
