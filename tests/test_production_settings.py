@@ -38,6 +38,7 @@ print(json.dumps({
     "LOCK_URL": s.SMALLSTACK_DASHBOARD["LOCK_URL"],
     "DATABASES": s.DATABASES,
     "CHANNEL_LAYERS": s.CHANNEL_LAYERS["default"]["BACKEND"],
+    "BREAKER": [s.SMALLSTACK_DASHBOARD[k] for k in ("BREAKER_FAILURES", "BREAKER_COOLDOWN")],
 }, default=str))
 """
 
@@ -110,6 +111,20 @@ def test_bad_numbers_are_refused_with_the_variables_name(tmp_path):
     )
     assert "DATABASE_POOL_MAX='-1' must be 0 or more" in refused(
         tmp_path, **PRODUCTION, DATABASE_POOL_MAX="-1"
+    )
+
+
+def test_the_circuit_breaker_follows_the_environment(tmp_path):
+    assert settings_in(tmp_path, **PRODUCTION)["BREAKER"] == [5, 30.0]
+    tuned = settings_in(
+        tmp_path, **PRODUCTION, SMALLSTACK_BREAKER_FAILURES="3", SMALLSTACK_BREAKER_COOLDOWN="90"
+    )
+    assert tuned["BREAKER"] == [3, 90.0]
+    assert (
+        settings_in(tmp_path, **PRODUCTION, SMALLSTACK_BREAKER_FAILURES="0")["BREAKER"][0] is None
+    )
+    assert "SMALLSTACK_BREAKER_COOLDOWN='0' must be 0.001 or more" in refused(
+        tmp_path, **PRODUCTION, SMALLSTACK_BREAKER_COOLDOWN="0"
     )
 
 
