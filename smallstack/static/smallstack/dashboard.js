@@ -7,7 +7,7 @@
 // For the layout editor (layout.js), on the grid element: a pushed card updates the card element
 // in place and then fires "smallstack:card-updated" (detail: key, card); "smallstack:resubscribe"
 // (detail: keys) subscribes again (the server reads the user's layout anew) and asks for those
-// keys' cards.
+// keys' cards; the server's "layout.changed" is passed on as "smallstack:layout-changed".
 (function () {
   "use strict";
 
@@ -104,6 +104,9 @@
         } else {
           setState("unavailable");
         }
+        break;
+      case "layout.changed":  // its user saved this page's layout (maybe in another window)
+        grid.dispatchEvent(new CustomEvent("smallstack:layout-changed", { detail: { keys: message.keys } }));
         break;
       case "error":
         console.warn("SmallStack live:", message.error);

@@ -207,6 +207,9 @@
     for (const card of cards()) {
       if (state.hidden.has(card.dataset.key)) detach(card);
     }
+    // Cards the layout shows that this page does not (shown again in another window).
+    const missing = state.order.filter((k) => !state.hidden.has(k) && !cardFor(k) && titles.has(k));
+    for (const k of missing) place(k);
     const position = new Map(state.order.map((k, i) => [k, i]));
     const sorted = cards().slice().sort((a, b) => {
       const pa = position.has(a.dataset.key) ? position.get(a.dataset.key) : Infinity;
@@ -220,7 +223,29 @@
     }
     for (const card of cards()) applyWidth(card);
     renderHiddenList();
+    if (missing.length) {
+      grid.dispatchEvent(new CustomEvent("smallstack:resubscribe", { detail: { keys: missing } }));
+    }
   }
+
+  // The user changed this page's layout in another window: the server tells the page's socket
+  // (dashboard.js passes it on); take the saved layout unless this page has changes of its own.
+  grid.addEventListener("smallstack:layout-changed", async (event) => {
+    const keys = event.detail && event.detail.keys;
+    const onPage = () => cards().map((card) => card.dataset.key).join("\n");
+    if (!Array.isArray(keys) || dirty || saving || keys.join("\n") === onPage()) return;
+    let answer;
+    try {
+      const response = await request("GET");
+      if (!response.ok) return;
+      answer = await response.json();
+    } catch (e) {
+      return;
+    }
+    if (dirty || saving) return;
+    savedHidden = new Set(Array.isArray(answer.hidden) ? answer.hidden : []);
+    apply(answer);
+  });
 
   // -- cards: width and controls -------------------------------------------------------------
 
@@ -393,18 +418,24 @@
     return card;
   }
 
-  function show(k) {
-    state.hidden.delete(k);
+  // Puts k's card back on the page where the order has it: before the first card after it that
+  // is on the page. The card hidden during this visit, or a placeholder the socket fills in.
+  function place(k) {
     const card = detached.get(k) || placeholderFor(k);
     detached.delete(k);
-    // Back where the order has it: before the first card after it that is on the page.
+    if (!state.order.includes(k)) state.order.push(k);
     const after = state.order.slice(state.order.indexOf(k) + 1);
     const before = after.map(cardFor).find(Boolean);
     const empty = grid.querySelector(":scope > .empty");
     if (empty) empty.remove();
-    if (before && state.order.includes(k)) grid.insertBefore(card, before); else grid.appendChild(card);
-    if (!state.order.includes(k)) state.order.push(k);
+    if (before) grid.insertBefore(card, before); else grid.appendChild(card);
     if (editing) decorate(card); else applyWidth(card);
+    return card;
+  }
+
+  function show(k) {
+    state.hidden.delete(k);
+    const card = place(k);
     renderHiddenList();
     card.focus();
     announce(titleOf(card) + " shown at position " + (cards().indexOf(card) + 1) + " of " + cards().length);
