@@ -205,7 +205,7 @@ class _ProcessRegistry(Collector):
 
 def collect_registry(contexts: Iterable[WidgetContext]) -> CollectorRegistry:
     """One scrape's registry: the widgets' gauges and the processes' metrics."""
-    registry = CollectorRegistry(auto_describe=False)
+    registry = CollectorRegistry(auto_describe=False, support_collectors_without_names=True)
     registry.register(WidgetCollector(contexts))
     if telemetry.multiprocess():
         MultiProcessCollector(registry)  # registers itself; sums the workers' files
