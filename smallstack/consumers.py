@@ -15,7 +15,13 @@ per message type:
   duplicate.
 
 Server → client: ``{"type": "widget.update", "widget": <API item>, "html": <card>}``,
-``{"type": "status", "push": "live" | "unavailable"}`` and ``{"type": "error", "error": "…"}``.
+``{"type": "status", "push": "live" | "unavailable"}``, ``{"type": "error", "error": "…"}`` and
+``{"type": "layout.changed", "scope": …, "keys": […]}``.
+
+A socket follows its user's layout of the page it subscribed to (:mod:`smallstack.layouts`):
+cards hidden there are not among its ``keys``, so they are neither pushed, nor snapshotted, nor
+watched for it. When that user saves or resets the layout of that page (in any process), the
+socket re-reads it and answers ``layout.changed`` with the keys it now follows.
 Anonymous users are closed with code 4401, signed-in users the access policy refuses with 4403.
 
 A message the server cannot act on (not JSON, too large, nested too deeply, an unknown type or
@@ -38,7 +44,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from smallstack import conf, live
+from smallstack import conf, layouts, live
 from smallstack.access import can_use_dashboard
 from smallstack.refresher import refresher
 from smallstack.registry import Registration, UnknownScope, registry
@@ -120,6 +126,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     keys: frozenset[str] = frozenset()
     scope_filters: dict[str, Any] | None = None
+    #: The layout scope of the page followed ("dashboard", "group:…", "app:…").
+    layout_scope: str | None = None
     _joined = False
     _snapshot: asyncio.Task | None = None
 
@@ -151,7 +159,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self._joined = True
-        self._follow({}, registry.scope())
+        self._follow({}, await self._visible({}, registry.scope()))
         available = await live.hub().join(self)
         await self.push_state_changed(available)
 
@@ -262,10 +270,30 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         except UnknownScope as exc:
             raise ClientError(str(exc)) from None
         filters = {"group": group} if group is not None else {"app": app} if app is not None else {}
+        registrations = await self._visible(filters, registrations)
         self._follow(filters, registrations)
         await self.send_json(
             {"type": "subscribed", "scope": filters, "keys": [r.key for r in registrations]}
         )
+
+    async def _visible(
+        self, filters: dict[str, Any], registrations: list[Registration]
+    ) -> list[Registration]:
+        """The page's registrations in its user's layout, without the cards hidden there.
+
+        A layout that cannot be read (the database failing) is logged and the page's default
+        used: the page then ignores the cards it does not show.
+        """
+        page = layouts.scope_for(**filters)
+        self.layout_scope = page.name
+        keys = [r.key for r in registrations]
+        try:
+            layout = await layouts.aget(self.scope.get("user"), page.name, keys)
+        except Exception:
+            logger.exception("Dashboard socket: could not read the layout of %s", page.name)
+            return registrations
+        visible, _ = layouts.arrange(registrations, layout)
+        return visible
 
     def _follow(self, filters: dict[str, Any], registrations: list[Registration]) -> None:
         keys = frozenset(r.key for r in registrations)
@@ -343,6 +371,28 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if "session" in event and event["session"] != self._session_digest():
             return  # another session of the same user signed out
         await self.close(code=event["code"])
+
+    async def layout_changed(self, event: dict[str, Any]) -> None:
+        """Its user saved or reset a layout (any process): re-read it if it is this page's."""
+        user = self.scope.get("user")
+        if (
+            not self._joined
+            or user is None
+            or str(user.pk) != event.get("user_id")
+            or event.get("scope") != self.layout_scope
+            or self.scope_filters is None
+        ):
+            return
+        filters = self.scope_filters
+        try:
+            registrations = registry.scope(**filters)
+        except UnknownScope:
+            return  # the page's last widget went away; nothing to follow
+        registrations = await self._visible(filters, registrations)
+        self._follow(filters, registrations)
+        await self.send_json(
+            {"type": "layout.changed", "scope": filters, "keys": [r.key for r in registrations]}
+        )
 
     def _session_digest(self) -> str | None:
         """The digest of the session this socket was opened with (None: no session)."""

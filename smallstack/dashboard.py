@@ -12,6 +12,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.db.models import Model
 
+from smallstack import layouts
 from smallstack.contract import WidgetContext
 from smallstack.displays import DashboardWidget
 from smallstack.engine import engine
@@ -78,12 +79,23 @@ class DashboardWidgetsMixin:
     Scope it with ``widget_group``, ``widget_app`` or ``widget_model``. An unscoped view shows
     the main dashboard's widgets (``on_dashboard=True``); a scoped one shows every widget in
     scope. Set ``widget_dashboard_only`` to force either.
+
+    ``use_layout = True`` follows the signed-in user's layout of a dashboard page, as the
+    dashboard's own pages do: ``widgets`` in the user's order, without the hidden ones (which
+    are not evaluated), and the context also gets ``layout``, ``layout_url`` and
+    ``hidden_widgets``. The page is ``layout_scope`` if set, else ``"group:<widget_group>"``,
+    else ``"app:<widget_app>"``, else ``"dashboard"``.
     """
 
     widget_group: str | None = None
     widget_app: str | None = None
     widget_model: type[Model] | str | None = None
     widget_dashboard_only: bool | None = None
+    use_layout: bool = False
+    layout_scope: str | None = None
+    #: Set by ``get_widgets()``/``aget_widgets()`` when ``use_layout`` is on.
+    widget_layout: layouts.Layout | None = None
+    hidden_widgets: list[dict[str, str]] | None = None
 
     def get_widget_filters(self) -> dict[str, Any]:
         scoped = bool(self.widget_group or self.widget_app or self.widget_model)
@@ -95,14 +107,40 @@ class DashboardWidgetsMixin:
             "dashboard_only": (not scoped) if dashboard_only is None else dashboard_only,
         }
 
+    def get_layout_scope(self) -> str:
+        """The name of the page whose layout ``use_layout`` follows."""
+        if self.layout_scope is not None:
+            return self.layout_scope
+        return layouts.scope_for(self.widget_group, self.widget_app).name
+
     def get_widgets(self) -> list[WidgetContext]:
-        return get_widget_contexts(**self.get_widget_filters())
+        if not self.use_layout:
+            return get_widget_contexts(**self.get_widget_filters())
+        selected = registry.select(**self.get_widget_filters())
+        user = self.request.user  # type: ignore[attr-defined]
+        layout = layouts.get(user, self.get_layout_scope(), [r.key for r in selected])
+        return async_to_sync(engine.evaluate)(self._arrange(selected, layout))
 
     async def aget_widgets(self) -> list[WidgetContext]:
-        return await aget_widget_contexts(**self.get_widget_filters())
+        if not self.use_layout:
+            return await aget_widget_contexts(**self.get_widget_filters())
+        selected = registry.select(**self.get_widget_filters())
+        user = await self.request.auser()  # type: ignore[attr-defined]
+        layout = await layouts.aget(user, self.get_layout_scope(), [r.key for r in selected])
+        return await engine.evaluate(self._arrange(selected, layout))
+
+    def _arrange(self, selected: list[Registration], layout: layouts.Layout) -> list[Registration]:
+        visible, hidden = layouts.arrange(selected, layout)
+        self.widget_layout = layout
+        self.hidden_widgets = layouts.hidden_cards(hidden)
+        return visible
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)  # type: ignore[misc]
         if "widgets" not in context:
             context["widgets"] = self.get_widgets()
+        if self.use_layout and self.widget_layout is not None:
+            context.setdefault("layout", self.widget_layout.as_dict())
+            context.setdefault("layout_url", layouts.layout_url())
+            context.setdefault("hidden_widgets", self.hidden_widgets or [])
         return context

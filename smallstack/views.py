@@ -4,6 +4,11 @@ A page waits at most ``SMALLSTACK_DASHBOARD["RENDER_BUDGET"]`` seconds for its w
 finished by then render as placeholders; their evaluations carry on, and the page's websocket
 asks for them (joining those same evaluations), so they fill in as soon as each finishes or
 times out. ``?wait=1`` waits for every widget instead (the page's ``<noscript>`` link).
+
+Each page follows the signed-in user's layout of it (:mod:`smallstack.layouts`): cards in their
+order, hidden cards neither evaluated nor rendered. The context carries ``layout`` (the
+normalised layout as a dict), ``layout_url`` (the API endpoint that saves it) and
+``hidden_widgets`` (``{"key", "title"}`` of each hidden card, in default order).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Sequence
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from smallstack import conf
+from smallstack import conf, layouts
 from smallstack.access import staff_required
 from smallstack.cards import Placeholder
 from smallstack.contract import WidgetContext
@@ -42,18 +47,23 @@ async def evaluate_within(
 
 
 async def _render(request: HttpRequest, title: str, scope: dict[str, str]) -> HttpResponse:
+    page = layouts.scope_for(group=scope.get("group"), app=scope.get("app"))
     try:
-        registrations = registry.scope(group=scope.get("group"), app=scope.get("app"))
+        registrations = page.registrations()
     except UnknownScope as exc:
         raise Http404(str(exc)) from None
+    # The user's layout: their order, and hidden cards left out before evaluation.
+    layout = await layouts.aget(request.user, page.name, [r.key for r in registrations])
+    visible, hidden = layouts.arrange(registrations, layout)
     wait = request.GET.get("wait") == "1"
-    widgets = await evaluate_within(
-        registrations, None if wait else float(conf.get("RENDER_BUDGET"))
-    )
+    widgets = await evaluate_within(visible, None if wait else float(conf.get("RENDER_BUDGET")))
     context = {
         "title": title,
         "scope": scope,
         "widgets": widgets,
+        "layout": layout.as_dict(),
+        "layout_url": layouts.layout_url(),
+        "hidden_widgets": layouts.hidden_cards(hidden),
         "groups": registry.groups(),
         "live": {
             "socket": SOCKET_PATH,

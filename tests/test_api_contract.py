@@ -39,6 +39,14 @@ DOCUMENTED = {
     ONE: {200, 304, 401, 403, 404},
     STATUS: {200, 304, 401, 403, 404, 422, 503},
 }
+#: The personal layout endpoint: its methods and their codes (tests/test_layouts.py produces
+#: each of them and validates the bodies with :func:`check`).
+LAYOUT = "/api/dashboard/layout/"
+LAYOUT_DOCUMENTED = {
+    "get": {200, 401, 403, 422},
+    "put": {200, 400, 401, 403, 422},
+    "delete": {200, 401, 403, 422},
+}
 DOCUMENT_URI = "urn:smallstack:openapi"
 JSON = "application/json"
 
@@ -90,24 +98,28 @@ def document(client, staff_key) -> dict[str, Any]:
     return response.json()
 
 
-def operation(document: dict[str, Any], path: str) -> dict[str, Any]:
+def operation(document: dict[str, Any], path: str, method: str = "get") -> dict[str, Any]:
     assert path in document["paths"], f"{path} is not in the OpenAPI document"
-    return document["paths"][path]["get"]
+    return document["paths"][path][method]
 
 
-def validator_for(document: dict[str, Any], path: str, code: int) -> Draft202012Validator | None:
-    """A validator for the body the document declares for ``path`` and ``code``.
+def validator_for(
+    document: dict[str, Any], path: str, code: int, method: str = "get"
+) -> Draft202012Validator | None:
+    """A validator for the body the document declares for ``method`` ``path`` and ``code``.
 
     None when the document declares that the response has no body (a 304).
     """
-    responses = operation(document, path)["responses"]
-    assert str(code) in responses, f"GET {path} answered {code}, which the document omits"
+    responses = operation(document, path, method)["responses"]
+    assert str(code) in responses, (
+        f"{method.upper()} {path} answered {code}, which the document omits"
+    )
     if "content" not in responses[str(code)]:
         return None
     assert list(responses[str(code)]["content"]) == [JSON]
     pointer = "/".join(
         part.replace("~", "~0").replace("/", "~1")
-        for part in ("", "paths", path, "get", "responses", str(code), "content", JSON, "schema")
+        for part in ("", "paths", path, method, "responses", str(code), "content", JSON, "schema")
     )
     registry = Registry().with_resource(
         DOCUMENT_URI, Resource.from_contents(document, default_specification=DRAFT202012)
@@ -117,10 +129,10 @@ def validator_for(document: dict[str, Any], path: str, code: int) -> Draft202012
     )
 
 
-def check(document: dict[str, Any], path: str, response, code: int) -> None:
+def check(document: dict[str, Any], path: str, response, code: int, method: str = "get") -> None:
     """``response`` has status ``code``, documented for ``path``, with a body that matches."""
     assert response.status_code == code, response.content
-    validator = validator_for(document, path, code)
+    validator = validator_for(document, path, code, method)
     if validator is None:
         assert response.content == b""
         return
@@ -132,7 +144,13 @@ def check(document: dict[str, Any], path: str, response, code: int) -> None:
 
 
 def test_each_endpoint_documents_exactly_the_codes_it_answers(document):
-    assert set(document["paths"]) == set(DOCUMENTED)
+    assert set(document["paths"]) == {*DOCUMENTED, LAYOUT}
+    assert list(document["paths"][LAYOUT]) == list(LAYOUT_DOCUMENTED)  # HEAD: not published
+    for method, codes in LAYOUT_DOCUMENTED.items():
+        responses = operation(document, LAYOUT, method)["responses"]
+        assert {int(code) for code in responses} == codes, method
+        for code in codes:
+            assert list(responses[str(code)]["content"]) == [JSON], (method, code)
     for path, codes in DOCUMENTED.items():
         assert list(document["paths"][path]) == ["get"]  # HEAD answers but is not published
         responses = operation(document, path)["responses"]
@@ -152,6 +170,9 @@ def test_each_operation_requires_the_bearer_scheme_or_the_staff_session(document
     }
     for path in DOCUMENTED:
         assert operation(document, path)["security"] == [{"StaffAuth": []}, {"StaffSession": []}]
+    for method in LAYOUT_DOCUMENTED:
+        security = operation(document, LAYOUT, method)["security"]
+        assert security == [{"StaffAuth": []}, {"StaffSession": []}]
 
 
 def test_the_validation_rejects_bodies_that_break_the_document(client, document, staff_key):

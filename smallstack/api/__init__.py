@@ -1,7 +1,8 @@
 """The dashboard's JSON API (django-ninja), mounted at ``/api/`` by ``project/urls.py``.
 
 ``GET`` (and ``HEAD``) ``/api/dashboard/widgets/``, ``/api/dashboard/widgets/{key}/`` and
-``/api/dashboard/status/``; staff only (bearer token or session); docs at ``/api/docs``.
+``/api/dashboard/status/``; ``GET``/``PUT``/``DELETE /api/dashboard/layout/`` (the caller's
+layouts); staff only (bearer token or session); docs at ``/api/docs``.
 """
 
 from ninja import NinjaAPI
@@ -9,6 +10,7 @@ from ninja.errors import AuthenticationError, AuthorizationError
 
 from smallstack.api.auth import forbidden, staff_auth_chain, staff_docs, unauthorized
 from smallstack.api.endpoints import router
+from smallstack.api.layout import router as layout_router
 from smallstack.api.metrics import router as metrics_router
 
 __all__ = ["api"]
@@ -30,4 +32,5 @@ api = NinjaAPI(
 api.add_exception_handler(AuthenticationError, unauthorized)
 api.add_exception_handler(AuthorizationError, forbidden)
 api.add_router("/dashboard/", router)
+api.add_router("/dashboard/", layout_router)
 api.add_router("/", metrics_router)

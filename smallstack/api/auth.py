@@ -10,6 +10,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja.errors import AuthenticationError, AuthorizationError
 from ninja.security import APIKeyCookie, HttpBearer
+from ninja.utils import check_csrf
 
 from smallstack import tokens
 from smallstack.access import can_use_dashboard
@@ -17,6 +18,12 @@ from smallstack.access import can_use_dashboard
 FORBIDDEN = "The dashboard API is for active staff members only."
 NO_CREDENTIALS = "Authentication required: send 'Authorization: Bearer <token>' or sign in."
 BAD_TOKEN = "Invalid, expired or revoked API token."
+CSRF_FAILED = (
+    "CSRF check failed: a signed-in session must send the csrftoken cookie's value in an "
+    "X-CSRFToken header (or use a bearer token)."
+)
+#: Methods that change nothing: a session needs no CSRF token for them.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 class StaffAuth(HttpBearer):
@@ -59,14 +66,18 @@ class StaffSession(APIKeyCookie):
     A bearer header is the only credential looked at when sent, so token requests never touch
     the session; any other ``Authorization`` header (a reverse proxy's ``Basic …``) is not ours
     and the session decides, as without one. None means 401; a signed-in user who is not
-    active staff raises :class:`AuthorizationError` (403). Being a cookie ``apiKey`` scheme,
-    it is published in the OpenAPI document beside the bearer one.
+    active staff raises :class:`AuthorizationError` (403), and so does a request that changes
+    something (``PUT``, ``DELETE``…) without the session's CSRF token: a cookie is sent by
+    the browser whoever made the page. Being a cookie ``apiKey`` scheme, it is published in
+    the OpenAPI document beside the bearer one.
     """
 
     param_name = settings.SESSION_COOKIE_NAME
 
     def __init__(self) -> None:
-        super().__init__(csrf=False)  # read-only GET/HEAD endpoints; marks the instance async
+        # Django's own CSRF check, for unsafe methods only (see authenticate); marks the
+        # instance async.
+        super().__init__(csrf=False)
 
     async def __call__(self, request: HttpRequest) -> Any:
         if sends_bearer(request):
@@ -80,6 +91,8 @@ class StaffSession(APIKeyCookie):
             return None
         if not can_use_dashboard(user):
             raise AuthorizationError(message=FORBIDDEN)
+        if request.method not in SAFE_METHODS and check_csrf(request) is not None:
+            raise AuthorizationError(message=CSRF_FAILED)
         return user
 
 

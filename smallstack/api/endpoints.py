@@ -12,6 +12,7 @@ from pydantic import BeforeValidator
 
 from smallstack import dashboard
 from smallstack.api.conditional import etag_for, not_modified, set_headers
+from smallstack.api.layout import arranged_contexts
 from smallstack.api.schemas import (
     Message,
     StatusSummary,
@@ -40,12 +41,16 @@ def _flag(value: Any) -> bool:
 Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
-async def _contexts(group: str | None, app: str | None, dashboard_only: bool):
+async def _contexts(
+    group: str | None, app: str | None, dashboard_only: bool, layout_of: Any = None
+):
     # Unknown scopes are 404s, as on the HTML group and app pages.
     if group is not None and group not in dashboard.registry.groups():
         raise HttpError(404, f"No dashboard group named {group!r}")
     if app is not None and app not in dashboard.registry.app_labels():
         raise HttpError(404, f"No dashboard widgets for app {app!r}")
+    if layout_of is not None:  # ?layout=1: that user's order, hidden widgets not evaluated
+        return await arranged_contexts(layout_of, group, app, dashboard_only)
     return await dashboard.aget_widget_contexts(
         group=group, app=app, dashboard_only=dashboard_only, with_extras=True
     )
@@ -104,14 +109,18 @@ async def list_widgets(
     group: str | None = None,
     app: str | None = None,
     dashboard_only: Flag = False,
+    layout: Flag = False,
 ):
     """Every widget in scope, in display order, with its latest data.
 
     A widget that fails is listed with its state (``timeout``/``error``) and, if it had one, its
     last good data marked ``stale``. Send ``If-None-Match`` to get 304 while nothing changed.
+    ``layout=1`` follows the caller's layout of the page (the group's, else the app's, else the
+    main dashboard's): its order, and the widgets hidden there left out, unevaluated.
     """
     started = time.perf_counter()
-    items = [c.as_item() for c in await _contexts(group, app, dashboard_only)]
+    layout_of = request.user if layout else None
+    items = [c.as_item() for c in await _contexts(group, app, dashboard_only, layout_of)]
     etag = etag_for(items)
     unchanged = not_modified(request, etag)
     if unchanged is not None:

@@ -21,6 +21,12 @@
   try { initial = JSON.parse(source.textContent); } catch (e) { return; }
   if (!initial || typeof initial.scope !== "string" || !Array.isArray(initial.order)) return;
 
+  let defaultSpans = {};
+  try {
+    const node = document.getElementById("dashboard-default-spans");
+    defaultSpans = (node && JSON.parse(node.textContent)) || {};
+  } catch (e) { /* widths then stay as rendered */ }
+
   const url = grid.dataset.layoutUrl + "?scope=" + encodeURIComponent(initial.scope);
   const hiddenList = document.getElementById("layout-hidden-list");
   const hiddenNone = document.getElementById("layout-hidden-none");
@@ -230,10 +236,9 @@
 
   // The user changed this page's layout in another window: the server tells the page's socket
   // (dashboard.js passes it on); take the saved layout unless this page has changes of its own.
-  grid.addEventListener("smallstack:layout-changed", async (event) => {
-    const keys = event.detail && event.detail.keys;
-    const onPage = () => cards().map((card) => card.dataset.key).join("\n");
-    if (!Array.isArray(keys) || dirty || saving || keys.join("\n") === onPage()) return;
+  // (This page's own saves come back here too: the answer is then the layout it already has.)
+  grid.addEventListener("smallstack:layout-changed", async () => {
+    if (dirty || saving) return;
     let answer;
     try {
       const response = await request("GET");
@@ -249,8 +254,11 @@
 
   // -- cards: width and controls -------------------------------------------------------------
 
+  // The layout's width for the card, else the widget's own (#dashboard-default-spans, for the
+  // cards the page came with), else the card keeps the width it has (a pushed card's own).
   function applyWidth(card) {
-    const span = state.spans[card.dataset.key];
+    let span = state.spans[card.dataset.key];
+    if (span !== 1 && span !== 2) span = defaultSpans[card.dataset.key];
     if (span === 1 || span === 2) card.classList.toggle("wide", span === 2);
     const button = card.querySelector("[data-layout-action=span]");
     if (button) labelSpanButton(button, card);
@@ -445,6 +453,8 @@
   function renderHiddenList() {
     const keys = state.order.filter((k) => state.hidden.has(k))
       .concat(Array.from(state.hidden).filter((k) => !state.order.includes(k)));
+    const listed = Array.from(hiddenList.children).map((item) => item.dataset.key);
+    if (listed.join("\n") === keys.join("\n")) return;  // unchanged (a focused button stays)
     hiddenList.replaceChildren(...keys.map((k) => {
       const item = document.createElement("li");
       item.dataset.key = k;
