@@ -356,7 +356,7 @@
       handle: ".card-drag",
       forceFallback: true,  // pointer events for mouse, touch and pen alike
       fallbackOnBody: true,  // the dragged copy lives outside the grid
-      animation: 150,
+      animation: window.matchMedia("(prefers-reduced-motion: reduce)").matches ? 0 : 150,
       disabled: true,
       ghostClass: "is-drag-ghost",
       chosenClass: "is-drag-chosen",
