@@ -18,6 +18,8 @@ Environment (all optional):
 - ``GUNICORN_CONTROL_SOCKET``: path of the control socket for ``gunicornc`` (none if unset).
 - ``FORWARDED_ALLOW_IPS``: addresses whose ``X-Forwarded-For``/``-Proto`` headers are believed
   (gunicorn's own variable; default 127.0.0.1, the nginx on the same host).
+- ``PROMETHEUS_MULTIPROC_DIR``: where the workers keep their metrics for ``GET /api/metrics``
+  (emptied at start; default: a new directory on a memory file system, removed at exit).
 
 ``DJANGO_SETTINGS_MODULE`` and every setting come from the environment as usual; the service
 reads them from an ``EnvironmentFile`` (``deploy/env.example``).
@@ -25,7 +27,10 @@ reads them from an ``EnvironmentFile`` (``deploy/env.example``).
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import tempfile
 from typing import Any
 
 from uvicorn_worker import UvicornWorker
@@ -154,3 +159,40 @@ def on_starting(server: Any) -> None:
         ", ".join(bind),
         graceful_timeout,
     )
+    _prepare_metrics_dir(server)
+
+
+# -- Prometheus metrics (GET /api/metrics) ---------------------------------------------------------
+# prometheus-client's multiprocess mode: each worker keeps its counters and gauges in files of
+# PROMETHEUS_MULTIPROC_DIR, and a scrape answered by any worker sums the files of all of them.
+# The variable must be set before a worker first imports prometheus-client, so the master sets
+# it here, once at start (not again on a reload), and the workers it forks inherit it.
+
+
+def _prepare_metrics_dir(server: Any) -> None:
+    """Use the operator's PROMETHEUS_MULTIPROC_DIR, emptied of an earlier run's files, or make
+    one (removed again by :func:`on_exit`)."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+    else:
+        path = tempfile.mkdtemp(prefix="smallstack-metrics-", dir=worker_tmp_dir)
+        server.smallstack_metrics_dir = path  # ours to remove at exit
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    server.log.info("SmallStack: worker metrics in %s", path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker ended: drop its live gauges (open sockets, evaluations in flight…); its
+    counters stay in the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    made = getattr(server, "smallstack_metrics_dir", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
