@@ -44,7 +44,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from smallstack import conf, layouts, live
+from smallstack import conf, layouts, live, telemetry
 from smallstack.access import can_use_dashboard
 from smallstack.refresher import refresher
 from smallstack.registry import Registration, UnknownScope, registry
@@ -159,6 +159,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self._joined = True
+        telemetry.socket_opened()
         self._follow({}, await self._visible({}, registry.scope()))
         available = await live.hub().join(self)
         await self.push_state_changed(available)
@@ -180,6 +181,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if not self._joined:
             return
         self._joined = False
+        telemetry.socket_closed()
         keys, self.keys = self.keys, frozenset()
         refresher().unwatch(keys)
         await asyncio.shield(live.hub().leave(self))
@@ -359,6 +361,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             return
         if key in self.keys:
             await self.send_json(update)
+            telemetry.push_sent()
         await self.send_json({"type": "refreshed", "key": key, "state": context.state})
 
     # -- channel-layer events ---------------------------------------------------------------
@@ -405,6 +408,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         # to it directly (see _run_refresh).
         if event.get("key") in self.keys and event.get("origin") != self.channel_name:
             await self.send(text_data=event["text"])
+            telemetry.push_sent()
 
 
 async def _cancel_surely(awaitable: Any) -> Any:
