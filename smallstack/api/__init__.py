@@ -3,6 +3,7 @@
 ``GET`` (and ``HEAD``) ``/api/dashboard/widgets/``, ``/api/dashboard/widgets/{key}/`` and
 ``/api/dashboard/status/``; ``GET``/``PUT``/``DELETE /api/dashboard/layout/`` (the caller's
 layouts); staff only (bearer token or session); docs at ``/api/docs``.
+``GET /api/metrics``: Prometheus metrics (:mod:`smallstack.api.metrics`), same access.
 """
 
 from ninja import NinjaAPI
