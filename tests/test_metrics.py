@@ -401,8 +401,9 @@ def test_in_flight_and_busy_threads_while_a_sync_widget_hangs(client, staff_key,
         return _value("smallstack_evaluations_in_flight"), _value("smallstack_sync_threads_busy")
 
     scrape(client, staff_key)
-    # Evaluations land just after their results are stored: wait for the last to land.
-    assert wait_until(lambda: now() == (0, 0))
+    # Evaluations land just after their results are stored: wait for the last to land (and
+    # for any thread an earlier test left hanging: tests.widgets.Hangs gives up after 30 s).
+    assert wait_until(lambda: now() == (0, 0), timeout=35)
     hangs = Hangs(timeout=0.2, breaker_failures=None)
     register(hangs)
     try:
