@@ -8,10 +8,11 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 # Run a second time with the suite's database on a real PostgreSQL server (tests/postgres.py,
-# started for the session): the engine's concurrency tests, the API and the Explorer.
+# started for the session): the engine's concurrency tests, the API, the Explorer and the
+# personal layouts (concurrent saves of one layout).
 POSTGRES_TESTS ?= tests/test_engine.py tests/test_async_orm.py tests/test_api.py \
 	tests/test_api_contract.py tests/test_explorer_pages.py tests/test_explorer_registry.py \
-	tests/test_explorer_hidden_fields.py tests/test_explorer_conflicts.py
+	tests/test_explorer_hidden_fields.py tests/test_explorer_conflicts.py tests/test_layouts.py
 
 .PHONY: install run test test-postgres lint format bench loadtest clean
 
