@@ -693,3 +693,27 @@ async def test_the_layout_is_read_when_the_socket_connects(staff_user, register)
     await dashboard.arefresh(hidden.key)
     assert await communicator.receive_nothing(0.3)
     await communicator.disconnect()
+
+
+# -- the admin ------------------------------------------------------------------------------------
+
+
+def test_the_admin_shows_layouts_read_only_and_deleting_one_resets_it(
+    client, django_user_model, staff_user, three, group
+):
+    admin = django_user_model.objects.create_superuser("root", password="pw-root-123")
+    asyncio.run(
+        layouts.asave(staff_user, layouts.parse_scope(f"group:{group}"), hidden=[three[0].key])
+    )
+    row = DashboardLayout.objects.get()
+    client.force_login(admin)
+    listing = client.get("/admin/smallstack/dashboardlayout/")
+    assert listing.status_code == 200 and f"group:{group}" in listing.content.decode()
+    page = client.get(f"/admin/smallstack/dashboardlayout/{row.pk}/change/")
+    assert page.status_code == 200
+    assert three[0].key in page.content.decode()
+    assert 'name="hidden"' not in page.content.decode(), "the fields are read-only"
+    assert client.get("/admin/smallstack/dashboardlayout/add/").status_code == 403
+    deleted = client.post(f"/admin/smallstack/dashboardlayout/{row.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not DashboardLayout.objects.exists()
