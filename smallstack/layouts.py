@@ -199,7 +199,11 @@ def _user_id(user: Any) -> Any:
 def _from_row(scope: str, keys: Sequence[str], row: Any) -> Layout:
     if row is None:
         return default(scope, keys)
-    return normalise(scope, keys, row.order or (), row.hidden or (), row.spans or {})
+    # Rows come from the API, validated; anything else found there (edited by hand) is ignored.
+    order = row.order if isinstance(row.order, list) else ()
+    hidden = row.hidden if isinstance(row.hidden, list) else ()
+    spans = row.spans if isinstance(row.spans, dict) else {}
+    return normalise(scope, keys, order, hidden, spans)
 
 
 async def aget(user: Any, scope: str, keys: Sequence[str]) -> Layout:

@@ -717,3 +717,16 @@ def test_the_admin_shows_layouts_read_only_and_deleting_one_resets_it(
     deleted = client.post(f"/admin/smallstack/dashboardlayout/{row.pk}/delete/", {"post": "yes"})
     assert deleted.status_code == 302
     assert not DashboardLayout.objects.exists()
+
+
+def test_a_row_edited_by_hand_into_nonsense_reads_as_what_can_be_used(staff_user, three, group):
+    a, b, c = keys(three)
+    DashboardLayout.objects.create(
+        user=staff_user,
+        scope=f"group:{group}",
+        order=[c, {"x": 1}, [a], a],
+        hidden="b",
+        spans=[2],
+    )
+    layout = layouts.get(staff_user, f"group:{group}", [a, b, c])
+    assert layout == layouts.Layout(f"group:{group}", order=[c, b, a], hidden=[], spans={})
