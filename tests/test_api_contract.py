@@ -44,7 +44,7 @@ DOCUMENTED = {
 LAYOUT = "/api/dashboard/layout/"
 LAYOUT_DOCUMENTED = {
     "get": {200, 401, 403, 422},
-    "put": {200, 400, 401, 403, 422},
+    "put": {200, 400, 401, 403, 413, 422},
     "delete": {200, 401, 403, 422},
 }
 DOCUMENT_URI = "urn:smallstack:openapi"

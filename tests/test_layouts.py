@@ -401,6 +401,10 @@ def test_every_documented_code_is_produced_and_matches_the_document(
     bad = put(client, scope, {"spans": {three[0].key: 5}}, **auth)
     check(document, LAYOUT, bad, 422, "put")
     check(document, LAYOUT, put(client, scope, "{oops", **auth), 400, "put")
+    huge = json.dumps({"order": ["x" * 100] * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 100)})
+    too_large = put(client, scope, huge, **auth)
+    check(document, LAYOUT, too_large, 413, "put")
+    assert "too large" in too_large.json()["detail"]
     assert set(LAYOUT_DOCUMENTED) == set(calls)
     # HEAD answers like GET, without a body.
     head = client.head(f"{URL}?scope={scope}", **auth)

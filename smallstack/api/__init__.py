@@ -6,12 +6,14 @@ layouts); staff only (bearer token or session); docs at ``/api/docs``.
 ``GET /api/metrics``: Prometheus metrics (:mod:`smallstack.api.metrics`), same access.
 """
 
+from django.core.exceptions import RequestDataTooBig
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError
 
 from smallstack.api.auth import forbidden, staff_auth_chain, staff_docs, unauthorized
 from smallstack.api.endpoints import router
 from smallstack.api.layout import router as layout_router
+from smallstack.api.layout import too_large
 from smallstack.api.metrics import router as metrics_router
 
 __all__ = ["api"]
@@ -32,6 +34,7 @@ api = NinjaAPI(
 )
 api.add_exception_handler(AuthenticationError, unauthorized)
 api.add_exception_handler(AuthorizationError, forbidden)
+api.add_exception_handler(RequestDataTooBig, too_large)
 api.add_router("/dashboard/", router)
 api.add_router("/dashboard/", layout_router)
 api.add_router("/", metrics_router)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router
 from ninja.errors import ValidationError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -77,6 +79,14 @@ class LayoutOut(BaseModel):
 ERRORS: dict[int, Any] = {401: Message, 403: Message, 422: ValidationErrors}
 
 
+def too_large(
+    request: HttpRequest, exc: RequestDataTooBig | type[RequestDataTooBig]
+) -> HttpResponse:
+    """413 for a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django would answer an HTML 400)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return JsonResponse({"detail": f"Request body too large: at most {limit} bytes"}, status=413)
+
+
 def _answer(response: HttpResponse, layout: layouts.Layout) -> dict[str, Any]:
     set_headers(response, None)  # the caller's own data: private, revalidated
     return layout.as_dict()
@@ -97,7 +107,7 @@ router.add_api_operation(
 
 @router.put(
     PATH,
-    response={200: LayoutOut, 400: Message, **ERRORS},
+    response={200: LayoutOut, 400: Message, 413: Message, **ERRORS},
     summary="Save your layout of a page",
 )
 async def put_layout(
@@ -106,7 +116,8 @@ async def put_layout(
     """Replace the caller's layout of the page; answers it normalised.
 
     A span other than 1 or 2, an unknown field, or a body ``scope`` that differs from the
-    query's is a 422 naming the field; a body that is not JSON is a 400.
+    query's is a 422 naming the field; a body that is not JSON is a 400, one over
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` a 413.
     """
     if layout.scope is not None and layout.scope != scope:
         raise ValidationError(
