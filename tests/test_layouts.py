@@ -734,3 +734,20 @@ def test_a_row_edited_by_hand_into_nonsense_reads_as_what_can_be_used(staff_user
     )
     layout = layouts.get(staff_user, f"group:{group}", [a, b, c])
     assert layout == layouts.Layout(f"group:{group}", order=[c, b, a], hidden=[], spans={})
+
+
+async def test_a_hidden_card_is_not_watched_for_interval_refreshes(staff_user, register, group):
+    from smallstack.refresher import refresher
+
+    shown, hidden = register(Counter(refresh_interval=60)), register(Counter(refresh_interval=60))
+    await layouts.asave(staff_user, layouts.parse_scope(f"group:{group}"), hidden=[hidden.key])
+    socket = await connect(staff_user, {"group": group})
+    assert refresher().watchers[shown.key] == 1
+    assert refresher().watchers[hidden.key] == 0
+    assert hidden.key not in refresher().active()
+    # Shown again: watched from then on, without a reconnect.
+    await layouts.adelete(staff_user, layouts.parse_scope(f"group:{group}"))
+    assert (await receive(socket))["type"] == "layout.changed"
+    assert refresher().watchers[hidden.key] == 1
+    await socket.disconnect()
+    assert not refresher().watchers[shown.key] and not refresher().watchers[hidden.key]
