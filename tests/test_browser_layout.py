@@ -363,6 +363,10 @@ def test_failed_save_is_shown_and_loses_nothing(dashboard_server, browser):
     assert "not saved: down for maintenance" in page.locator("#layout-error").inner_text()
     assert grid_keys(page) == expected
     assert saved_layout(page)["order"] == default
+    # Leaving edit mode does not hide the failure.
+    page.get_by_role("button", name="Done").click()
+    assert page.locator("#layout-error").is_visible()
+    assert grid_keys(page) == expected
 
     # Back up: Retry saves what the user did.
     page.unroute(f"**{LAYOUT_URL}*")
@@ -377,6 +381,7 @@ def test_failed_save_is_shown_and_loses_nothing(dashboard_server, browser):
         route.continue_(post_data=json.dumps({**body, "spans": {default[0]: 3}}))
 
     page.route(f"**{LAYOUT_URL}*", bad_span)
+    page.get_by_role("button", name="Edit layout").click()
     page.locator(f'.card[data-key="{default[0]}"]').focus()
     page.keyboard.press("ArrowUp")
     page.wait_for_selector("#layout-error:not([hidden])", timeout=10000)
