@@ -388,6 +388,12 @@ def test_failed_save_is_shown_and_loses_nothing(dashboard_server, browser):
     assert "spans" in page.locator("#layout-error-text").inner_text()
     assert grid_keys(page) == default
     page.unroute(f"**{LAYOUT_URL}*")
+
+    # An app page has its own layout, and the editor too.
+    page.goto("/smallstack/app/liveapp/")
+    assert json.loads(page.locator("#dashboard-layout").text_content())["scope"] == "app:liveapp"
+    page.get_by_role("button", name="Edit layout").click()
+    assert page.locator(".grid > .card .card-edit").count() == len(grid_keys(page)) > 0
     assert not errors, errors
 
 
