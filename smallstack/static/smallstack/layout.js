@@ -238,7 +238,7 @@
   // (dashboard.js passes it on); take the saved layout unless this page has changes of its own.
   // (This page's own saves come back here too: the answer is then the layout it already has.)
   grid.addEventListener("smallstack:layout-changed", async () => {
-    if (dirty || saving) return;
+    if (dirty || saving || dragged) return;
     let answer;
     try {
       const response = await request("GET");
@@ -247,7 +247,7 @@
     } catch (e) {
       return;
     }
-    if (dirty || saving) return;
+    if (dirty || saving || dragged) return;
     savedHidden = new Set(Array.isArray(answer.hidden) ? answer.hidden : []);
     apply(answer);
   });
