@@ -237,7 +237,9 @@
   // The user changed this page's layout in another window: the server tells the page's socket
   // (dashboard.js passes it on); take the saved layout unless this page has changes of its own.
   // (This page's own saves come back here too: the answer is then the layout it already has.)
+  let changedElsewhere = false;  // while a card was being dragged here
   grid.addEventListener("smallstack:layout-changed", async () => {
+    changedElsewhere = Boolean(dragged);
     if (dirty || saving || dragged) return;
     let answer;
     try {
@@ -367,7 +369,10 @@
       },
       onEnd: (event) => {
         dragged = null;
-        if (cards().map((card) => card.dataset.key).join("\n") === orderAtDragStart) return;
+        if (cards().map((card) => card.dataset.key).join("\n") === orderAtDragStart) {
+          if (changedElsewhere) grid.dispatchEvent(new CustomEvent("smallstack:layout-changed"));
+          return;
+        }
         announceMove(event.item);
         syncOrder();
         changed();
