@@ -160,11 +160,18 @@ def test_an_empty_allow_list_allows_any_address(client, staff_key, allow_list):
 
 
 def test_an_allow_list_of_bad_entries_allows_nobody_and_the_check_names_it(
-    client, staff_key, allow_list, caplog
+    client, staff_key, allow_list, caplog, settings
 ):
-    allow_list("not-an-address")
-    assert client.get(PATH, **bearer(staff_key)).status_code == 403
-    assert "not-an-address" in caplog.text
+    allow_list("not-an-address", ["10.0.0.0/8"], {"a": 1})
+    assert client.get(PATH, REMOTE_ADDR="10.0.0.1", **bearer(staff_key)).status_code == 403
+    assert "'not-an-address' is not an IP address or network" in caplog.text
+    # One address instead of a list still means that address.
+    settings.SMALLSTACK_DASHBOARD = {
+        **settings.SMALLSTACK_DASHBOARD,
+        "METRICS_ALLOWED_IPS": "10.0.0.1",
+    }
+    assert client.get(PATH, REMOTE_ADDR="10.0.0.1", **bearer(staff_key)).status_code == 200
+    assert client.get(PATH, REMOTE_ADDR="10.0.0.2", **bearer(staff_key)).status_code == 403
     test, description = VALUE_RULES["METRICS_ALLOWED_IPS"]
     assert test([]) and test(["127.0.0.1", "10.0.0.0/8", "::1"]) and test(("fd00::/8",))
     for bad in (["not-an-address"], "10.0.0.0/8", ["10.0.0.0/33"], [None], None):

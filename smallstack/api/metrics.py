@@ -94,7 +94,11 @@ async def allowed_client(request: HttpRequest) -> None:
     entries = conf.get("METRICS_ALLOWED_IPS") or ()
     if not entries:
         return None
-    if not address_allowed(request.META.get("REMOTE_ADDR") or "", _networks(tuple(entries))):
+    if isinstance(entries, str):  # one address instead of a list (smallstack.E005 says so)
+        entries = [entries]
+    # Hashable for the cache; anything else cannot be an address and is reported as such.
+    key = tuple(e if isinstance(e, str | int) else repr(e) for e in entries)
+    if not address_allowed(request.META.get("REMOTE_ADDR") or "", _networks(key)):
         raise AuthorizationError(message=ADDRESS_REFUSED)
     return None
 
