@@ -21,6 +21,7 @@ ENDPOINTS = ["/api/dashboard/widgets/", "/api/dashboard/widgets/smallstack.statu
 ITEM_FIELDS = [
     "key", "title", "icon", "url", "order", "group", "app_label", "model_name", "span",
     "widget_type", "on_dashboard", "state", "stale", "error", "elapsed_ms", "evaluated_at", "data",
+    "breaker",
 ]  # fmt: skip
 
 
