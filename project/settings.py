@@ -22,6 +22,8 @@ table lists each variable with its default):
 - ``SMALLSTACK_LOOP_BLOCK_LIMIT`` / ``SMALLSTACK_LOOP_BLOCK_COOLDOWN``: the widget loop's watchdog.
 - ``SMALLSTACK_BREAKER_FAILURES`` ("0": never) / ``SMALLSTACK_BREAKER_COOLDOWN``: failing widgets'
   circuit breaker.
+- ``SMALLSTACK_METRICS_ALLOWED_IPS``: comma-separated addresses and networks that may read
+  ``/api/metrics`` (default: any, with staff credentials).
 - ``SMALLSTACK_ACTIVITY`` ("0" turns the request log off) / ``SMALLSTACK_ACTIVITY_FLUSH_INTERVAL``.
 - ``BACKUP_DIR`` / ``BACKUP_MAX_AGE_HOURS`` / ``BACKUP_KEEP``: where backups go (default
   ``$SMALLSTACK_DATA_DIR/backups``), when the card warns (26 h), how many the button keeps.
@@ -207,6 +209,7 @@ SMALLSTACK_DASHBOARD = {
     "LOOP_BLOCK_COOLDOWN": float(env_str("SMALLSTACK_LOOP_BLOCK_COOLDOWN", "60")),
     "BREAKER_FAILURES": env_int("SMALLSTACK_BREAKER_FAILURES", 5) or None,
     "BREAKER_COOLDOWN": env_float("SMALLSTACK_BREAKER_COOLDOWN", 30.0, minimum=0.001),
+    "METRICS_ALLOWED_IPS": env_list("SMALLSTACK_METRICS_ALLOWED_IPS", []),
     # With Redis, short per-widget locks there: an interval refresh runs once per period, and a
     # cache_ttl widget is evaluated by one process at a time, in all processes together.
     "LOCK_URL": services.lock_url(CACHE_URL, REDIS_URL),

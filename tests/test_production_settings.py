@@ -39,6 +39,7 @@ print(json.dumps({
     "DATABASES": s.DATABASES,
     "CHANNEL_LAYERS": s.CHANNEL_LAYERS["default"]["BACKEND"],
     "BREAKER": [s.SMALLSTACK_DASHBOARD[k] for k in ("BREAKER_FAILURES", "BREAKER_COOLDOWN")],
+    "METRICS_ALLOWED_IPS": s.SMALLSTACK_DASHBOARD["METRICS_ALLOWED_IPS"],
 }, default=str))
 """
 
@@ -126,6 +127,14 @@ def test_the_circuit_breaker_follows_the_environment(tmp_path):
     assert "SMALLSTACK_BREAKER_COOLDOWN='0' must be 0.001 or more" in refused(
         tmp_path, **PRODUCTION, SMALLSTACK_BREAKER_COOLDOWN="0"
     )
+
+
+def test_the_metrics_allow_list_follows_the_environment(tmp_path):
+    assert settings_in(tmp_path, **PRODUCTION)["METRICS_ALLOWED_IPS"] == []
+    allowed = settings_in(
+        tmp_path, **PRODUCTION, SMALLSTACK_METRICS_ALLOWED_IPS="10.0.0.5, 192.168.10.0/24"
+    )
+    assert allowed["METRICS_ALLOWED_IPS"] == ["10.0.0.5", "192.168.10.0/24"]
 
 
 # -- HTTPS switches ------------------------------------------------------------------------------
