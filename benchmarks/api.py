@@ -27,7 +27,9 @@ WARMUP_SECONDS = 1.0
 ROUNDS = 4  # the back-to-back rows run interleaved, in this many slices each
 API_PATH = "/api/dashboard/widgets/?group=Bench"
 POLL_INTERVAL = 1.0  # the paced row: every client polls once a second
-TARGET_P99_MS, TARGET_RATIO = 250, 0.70
+TARGET_P99_MS = 250
+#: Throughput against the bare view's, in the same run: 10 cached widgets, and 304s.
+TARGET_RATIO, TARGET_304_RATIO = 0.85, 0.95
 WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 
 
@@ -198,11 +200,17 @@ def _report(runs: list[Run], seconds: float) -> None:
         )
         if run.first_error:
             print(f"{'':<28} first error: {run.first_error}")
-    bare, api, paced = runs[0], runs[1], runs[-1]
+    bare, api, not_modified, paced = runs
     ratio = api.rps / bare.rps if bare.rps else 0.0
+    ratio_304 = not_modified.rps / bare.rps if bare.rps else 0.0
+    print(
+        f"API 200 / bare: {ratio:.2f}x (target >= {TARGET_RATIO}x) "
+        f"{'PASS' if ratio >= TARGET_RATIO else 'FAIL'}\n"
+        f"API 304 / bare: {ratio_304:.2f}x (target >= {TARGET_304_RATIO}x) "
+        f"{'PASS' if ratio_304 >= TARGET_304_RATIO else 'FAIL'}"
+    )
     checks = [
         ("zero errors", all(run.errors == 0 for run in runs)),
-        (f"API throughput >= {TARGET_RATIO:.0%} of bare ({ratio:.0%})", ratio >= TARGET_RATIO),
         (f"paced API p99 < {TARGET_P99_MS} ms", paced.percentile(0.99) < TARGET_P99_MS),
         (f"back-to-back API p99 < {TARGET_P99_MS} ms", api.percentile(0.99) < TARGET_P99_MS),
     ]
@@ -211,3 +219,7 @@ def _report(runs: list[Run], seconds: float) -> None:
         "Back to back, latency is queueing: 100 clients / throughput (Little's law). It is "
         "below 250 ms only\nabove 400 req/s, which the bare view itself does not reach here."
     )
+
+
+if __name__ == "__main__":  # python -m benchmarks.api: this benchmark alone
+    main()

@@ -12,6 +12,7 @@ user losing staff status, takes effect when it ends. Expiry is checked on every 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -39,6 +40,8 @@ _VERIFIED_MAX = 1024
 
 _verified: dict[str, tuple[float, APIToken]] = {}
 _verified_lock = threading.Lock()
+#: Lookups in progress by digest, each on the event loop of the request making it.
+_lookups: dict[str, asyncio.Future[APIToken | None]] = {}
 
 
 def _cache_seconds() -> float:
@@ -99,7 +102,9 @@ async def aauthenticate(key: str) -> APIToken | None:
 
     Malformed, unknown, revoked and expired keys all give None. ``last_used`` is refreshed
     by a conditional UPDATE at most once per :data:`LAST_USED_RESOLUTION`. A key verified less
-    than ``API_TOKEN_CACHE`` seconds ago is answered from memory.
+    than ``API_TOKEN_CACHE`` seconds ago is answered from memory. Concurrent requests with the
+    same key to look up share one lookup: when the remembered verification of a poller's key
+    ends, its requests in flight make one query between them, not one each.
     """
     prefix = parse_prefix(key)
     if prefix is None:
@@ -109,6 +114,28 @@ async def aauthenticate(key: str) -> APIToken | None:
     if remembered is not None and remembered[0] > time.monotonic():
         token = remembered[1]
         return None if token.is_expired() else token
+    loop = asyncio.get_running_loop()
+    while (shared := _lookups.get(digest)) is not None and shared.get_loop() is loop:
+        await asyncio.wait([shared])  # this request's cancellation leaves the lookup be
+        if not shared.cancelled():
+            return shared.result()
+        # The request looking it up went away first: join the next lookup, or make it.
+    future: asyncio.Future[APIToken | None] = loop.create_future()
+    _lookups[digest] = future
+    try:
+        found = await _lookup(prefix, digest)
+    except BaseException:
+        future.cancel()
+        raise
+    finally:
+        if _lookups.get(digest) is future:
+            del _lookups[digest]
+    future.set_result(found)
+    return found
+
+
+async def _lookup(prefix: str, digest: str) -> APIToken | None:
+    """Verify a well-formed key (given by its digest) against the database; remember it."""
     try:
         token = await APIToken.objects.select_related("user").aget(prefix=prefix)
     except APIToken.DoesNotExist:

@@ -18,6 +18,9 @@ from smallstack.access import can_use_dashboard
 FORBIDDEN = "The dashboard API is for active staff members only."
 NO_CREDENTIALS = "Authentication required: send 'Authorization: Bearer <token>' or sign in."
 BAD_TOKEN = "Invalid, expired or revoked API token."
+#: The ``Authorization`` header where Django keeps it (``request.headers`` would first build a
+#: mapping of every header of the request).
+AUTHORIZATION = "HTTP_AUTHORIZATION"
 CSRF_FAILED = (
     "CSRF check failed: a signed-in session must send the csrftoken cookie's value in an "
     "X-CSRFToken header (or use a bearer token)."
@@ -40,7 +43,7 @@ class StaffAuth(HttpBearer):
     async def __call__(self, request: HttpRequest) -> Any:
         if not sends_bearer(request):
             return None
-        _, _, key = request.headers[self.header].partition(" ")
+        _, _, key = request.META[AUTHORIZATION].partition(" ")
         if not key.strip():
             request._bearer_error = True  # type: ignore[attr-defined]
             return None
@@ -104,7 +107,7 @@ staff_auth_chain = [staff_auth, staff_session]
 
 def sends_bearer(request: HttpRequest) -> bool:
     """Whether the request has an ``Authorization: Bearer …`` header (scheme case-insensitive)."""
-    scheme, _, _ = request.headers.get(StaffAuth.header, "").partition(" ")
+    scheme, _, _ = request.META.get(AUTHORIZATION, "").partition(" ")
     return scheme.lower() == StaffAuth.openapi_scheme
 
 

@@ -10,6 +10,7 @@ because the bytes differ in those timestamps.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,14 +26,20 @@ def etag_for(items: Iterable[Mapping[str, Any]], *extra: Any) -> str:
     return f'W/"{digest([[stable_item(item) for item in items], *extra])[:32]}"'
 
 
+def etag_of_digests(digests: Iterable[str]) -> str:
+    """The ETag of items given by their digests (``digest(stable_item(item))``), in order."""
+    return f'W/"{hashlib.sha256("".join(digests).encode()).hexdigest()[:32]}"'
+
+
 def not_modified(request: HttpRequest, etag: str) -> HttpResponse | None:
     """A 304 when ``If-None-Match`` matches ``etag`` (weak comparison), else None."""
-    header = request.headers.get("If-None-Match")
+    header = request.META.get("HTTP_IF_NONE_MATCH")  # request.headers would map them all
     if not header:
         return None
-    wanted = _opaque(etag)
-    if not any(tag == "*" or _opaque(tag) == wanted for tag in parse_etags(header)):
-        return None
+    if header != etag:  # a poller sending back the tag it was given is the common case
+        wanted = _opaque(etag)
+        if not any(tag == "*" or _opaque(tag) == wanted for tag in parse_etags(header)):
+            return None
     response = HttpResponseNotModified()
     set_headers(response, etag)
     return response

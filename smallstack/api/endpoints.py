@@ -1,18 +1,19 @@
 """The dashboard's JSON endpoints: all widgets, one widget, a status summary for monitors."""
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import get_script_prefix
 from ninja import Router, Status
 from ninja.errors import HttpError
 from pydantic import BeforeValidator
 
 from smallstack import dashboard
-from smallstack.api.conditional import etag_for, not_modified, set_headers
+from smallstack.api.conditional import etag_for, etag_of_digests, not_modified, set_headers
 from smallstack.api.layout import arranged_contexts
+from smallstack.api.rendering import list_body, renderer
 from smallstack.api.schemas import (
     Message,
     StatusSummary,
@@ -20,6 +21,7 @@ from smallstack.api.schemas import (
     WidgetItem,
     WidgetList,
 )
+from smallstack.api.snapshots import Snapshot, snapshots
 from smallstack.contract import State, WidgetContext
 from smallstack.engine import engine
 
@@ -43,17 +45,21 @@ Flag = Annotated[bool, BeforeValidator(_flag)]
 
 async def _contexts(
     group: str | None, app: str | None, dashboard_only: bool, layout_of: Any = None
-):
-    # Unknown scopes are 404s, as on the HTML group and app pages.
-    if group is not None and group not in dashboard.registry.groups():
-        raise HttpError(404, f"No dashboard group named {group!r}")
-    if app is not None and app not in dashboard.registry.app_labels():
-        raise HttpError(404, f"No dashboard widgets for app {app!r}")
-    if layout_of is not None:  # ?layout=1: that user's order, hidden widgets not evaluated
-        return await arranged_contexts(layout_of, group, app, dashboard_only)
-    return await dashboard.aget_widget_contexts(
-        group=group, app=app, dashboard_only=dashboard_only, with_extras=True
-    )
+) -> Snapshot:
+    """The scope's widgets evaluated, as a snapshot (reused while every result is cached)."""
+    selected = None
+    if layout_of is None:
+        selected = dashboard.registry.select(group=group, app=app, dashboard_only=dashboard_only)
+    if not selected:  # a group or an app with widgets selected exists
+        # Unknown scopes are 404s, as on the HTML group and app pages.
+        if group is not None and group not in dashboard.registry.groups():
+            raise HttpError(404, f"No dashboard group named {group!r}")
+        if app is not None and app not in dashboard.registry.app_labels():
+            raise HttpError(404, f"No dashboard widgets for app {app!r}")
+    if selected is None:  # ?layout=1: that user's order, hidden widgets not evaluated
+        return Snapshot((), await arranged_contexts(layout_of, group, app, dashboard_only))
+    scope = (group, app, dashboard_only, get_script_prefix())  # links depend on the prefix
+    return await snapshots.evaluate(scope, selected)
 
 
 def _get_and_head(path: str, **options: Any):
@@ -78,16 +84,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _json(payload: dict[str, Any], etag: str) -> HttpResponse:
-    """Render a widget payload directly.
+def _json(body: bytes, etag: str) -> HttpResponse:
+    """A JSON response of ``body``, already serialised.
 
-    The items come from ``WidgetContext.as_item()`` already JSON-ready (the engine validated
-    the data), so re-validating them through the response schema on every poll would only cost
-    time; the schemas document the shape and the tests hold the items to them.
+    The items are serialised once per evaluation, and checked against the response schema
+    then, by :mod:`smallstack.api.rendering`: serialising and validating them through ninja on
+    every poll would only cost time.
     """
-    response = HttpResponse(
-        json.dumps(payload, separators=(",", ":")), content_type="application/json"
-    )
+    response = HttpResponse(body, content_type="application/json")
     set_headers(response, etag)
     return response
 
@@ -120,13 +124,12 @@ async def list_widgets(
     """
     started = time.perf_counter()
     layout_of = request.user if layout else None
-    items = [c.as_item() for c in await _contexts(group, app, dashboard_only, layout_of)]
-    etag = etag_for(items)
-    unchanged = not_modified(request, etag)
+    snapshot = await _contexts(group, app, dashboard_only, layout_of)
+    unchanged = not_modified(request, snapshot.etag)
     if unchanged is not None:
         return unchanged
-    payload = {"widgets": items, "generated_at": _now().isoformat(), "elapsed_ms": _ms(started)}
-    return _json(payload, etag)
+    body = list_body(snapshot.rendered, generated_at=_now().isoformat(), elapsed_ms=_ms(started))
+    return _json(body, snapshot.etag)
 
 
 @_get_and_head(
@@ -140,12 +143,12 @@ async def get_widget(request: HttpRequest, key: str):
     if registration is None:
         raise HttpError(404, f"No dashboard widget with key {key!r}")
     [context] = await engine.evaluate([registration], with_extras=True)
-    item = context.as_item()
-    etag = etag_for([item])
+    rendered = renderer.render(context.as_item())
+    etag = etag_of_digests([rendered.digest])
     unchanged = not_modified(request, etag)
     if unchanged is not None:
         return unchanged
-    return _json(item, etag)
+    return _json(rendered.json, etag)
 
 
 def _failing(context: WidgetContext) -> bool:
@@ -178,7 +181,7 @@ async def status(
     ``error``. Same filters as the widget list.
     """
     started = time.perf_counter()
-    contexts = await _contexts(group, app, dashboard_only)
+    contexts = (await _contexts(group, app, dashboard_only)).contexts
     states = {str(state): 0 for state in State}
     statuses: dict[str, int] = {}
     for context in contexts:

@@ -1,0 +1,124 @@
+"""Whole widget lists reused while every widget in them is within its ``cache_ttl``.
+
+A monitor polling ``/api/dashboard/widgets/`` every few seconds gets the same evaluations back
+until the first of them reaches its ``cache_ttl``: the engine would answer each poll from the
+dashboard cache, widget by widget. A :class:`Snapshot` keeps that answer, the contexts with
+their items already serialised and the list's ETag, for the scope it was made for (filters and
+script prefix), and the next polls take it as it is, until:
+
+- the first widget's result is ``cache_ttl`` old (the engine would evaluate it again), or
+- the widgets in scope are not the same registrations, or
+- the dashboard cache lost this process's marker: cleared (``cache.clear()``), restarted, or
+  unreachable. The marker is written before the evaluation a snapshot is made from, so a
+  snapshot never outlives a clear of the cache its results were read from.
+
+Only lists whose every widget succeeded with a ``cache_ttl`` (not stale, not paused by its
+breaker) become snapshots; any other list is evaluated on every poll, as before. Polls answered
+from a snapshot count as cache hits in the telemetry, as the engine would count them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from smallstack import telemetry
+from smallstack.api.conditional import etag_of_digests
+from smallstack.api.rendering import RenderedItem, renderer
+from smallstack.contract import State, WidgetContext
+from smallstack.engine import engine
+from smallstack.registry import Registration
+
+#: How long the marker stays in the dashboard cache; it is written again when missing.
+MARKER_SECONDS = 3600
+#: Scopes kept before all are dropped (a scope is a filter combination).
+MAX_SCOPES = 256
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Evaluated widgets of one scope, with their rendered items and ETag made on demand."""
+
+    registrations: tuple[Registration, ...]
+    contexts: list[WidgetContext]
+    #: ``time.time()`` at which the first of these results is ``cache_ttl`` old; 0: never reused.
+    expires: float = 0.0
+    _rendered: list[RenderedItem] | None = field(default=None, repr=False)
+    _etag: str | None = field(default=None, repr=False)
+
+    @property
+    def rendered(self) -> list[RenderedItem]:
+        if self._rendered is None:
+            self._rendered = renderer.render_all(c.as_item() for c in self.contexts)
+        return self._rendered
+
+    @property
+    def etag(self) -> str:
+        if self._etag is None:
+            self._etag = etag_of_digests(r.digest for r in self.rendered)
+        return self._etag
+
+
+def expiry(contexts: Sequence[WidgetContext]) -> float:
+    """When the first result is ``cache_ttl`` old; 0 when any cannot be reused at all."""
+    expires = float("inf")
+    for context in contexts:
+        ttl = context.widget.cache_ttl
+        at: datetime | None = context.evaluated_at
+        reusable = (
+            ttl
+            and at is not None
+            and context.state == State.OK
+            and not context.stale
+            and context.breaker is None
+        )
+        if not reusable:
+            return 0.0
+        expires = min(expires, at.timestamp() + ttl)  # type: ignore[union-attr]
+    return expires if contexts else 0.0
+
+
+class Snapshots:
+    """The process's snapshots by scope; see the module's notes. Used from the event loop."""
+
+    def __init__(self) -> None:
+        self._by_scope: dict[Any, Snapshot] = {}
+        self.marker = f"smallstack:api:snapshots:{uuid.uuid4().hex}"
+
+    def clear(self) -> None:
+        self._by_scope.clear()
+
+    async def evaluate(self, scope: Any, registrations: Sequence[Registration]) -> Snapshot:
+        """The registrations evaluated (with API extras): a valid snapshot of ``scope``, or a
+        new evaluation, kept as the scope's snapshot when it can be reused."""
+        selected = tuple(registrations)
+        known = self._by_scope.get(scope)
+        if (
+            known is not None
+            and known.registrations == selected
+            and time.time() < known.expires
+            and await self._marked()
+        ):
+            telemetry.cache_lookups(len(selected), 0)
+            return known
+        self._by_scope.pop(scope, None)
+        # Marked before the results are read, so a clear of the cache in between unmarks it.
+        await engine.acache_call("set", self.marker, 1, timeout=MARKER_SECONDS)
+        contexts = await engine.evaluate(selected, with_extras=True)
+        snapshot = Snapshot(selected, contexts, expiry(contexts))
+        if snapshot.expires and await self._marked():
+            if len(self._by_scope) >= MAX_SCOPES:
+                self._by_scope.clear()
+            self._by_scope[scope] = snapshot
+        return snapshot
+
+    async def _marked(self) -> bool:
+        return await engine.acache_call("has_key", self.marker) is True
+
+
+#: The process's snapshots, shared by the API's endpoints.
+snapshots = Snapshots()
