@@ -23,7 +23,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from smallstack import telemetry
@@ -68,17 +67,16 @@ def expiry(contexts: Sequence[WidgetContext]) -> float:
     expires = float("inf")
     for context in contexts:
         ttl = context.widget.cache_ttl
-        at: datetime | None = context.evaluated_at
-        reusable = (
-            ttl
-            and at is not None
-            and context.state == State.OK
-            and not context.stale
-            and context.breaker is None
-        )
-        if not reusable:
+        at = context.evaluated_at
+        if (
+            not ttl
+            or at is None
+            or context.state != State.OK
+            or context.stale
+            or context.breaker is not None
+        ):
             return 0.0
-        expires = min(expires, at.timestamp() + ttl)  # type: ignore[union-attr]
+        expires = min(expires, at.timestamp() + ttl)
     return expires if contexts else 0.0
 
 
