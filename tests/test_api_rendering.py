@@ -145,6 +145,20 @@ def test_a_cached_list_is_reused_until_the_first_widget_is_cache_ttl_old(
     assert later["ETag"] != first["ETag"]
 
 
+def test_one_cached_widget_is_reused_the_same_way(api, register, evaluations):
+    registration = register(Returns({"headline": "v1"}, cache_ttl=60))
+    path = f"/api/dashboard/widgets/{registration.key}/"
+    first = api(path)
+    assert first.json()["data"] == {"headline": "v1"}
+    registration.widget.value = {"headline": "v2"}
+    assert api(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    assert evaluations == [1]
+    caches["default"].clear()
+    changed = api(path, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert changed.status_code == 200 and changed.json()["data"] == {"headline": "v2"}
+    assert evaluations == [1, 1]
+
+
 def test_a_cleared_cache_shows_a_changed_value_at_once(api, register, group):
     widget = register(Returns({"headline": "v1"}, cache_ttl=60)).widget
     path = f"/api/dashboard/widgets/?group={group}"

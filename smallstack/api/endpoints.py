@@ -11,9 +11,9 @@ from ninja.errors import HttpError
 from pydantic import BeforeValidator
 
 from smallstack import dashboard
-from smallstack.api.conditional import etag_for, etag_of_digests, not_modified, set_headers
+from smallstack.api.conditional import etag_for, not_modified, set_headers
 from smallstack.api.layout import arranged_contexts
-from smallstack.api.rendering import list_body, renderer
+from smallstack.api.rendering import list_body
 from smallstack.api.schemas import (
     Message,
     StatusSummary,
@@ -23,7 +23,6 @@ from smallstack.api.schemas import (
 )
 from smallstack.api.snapshots import Snapshot, snapshots
 from smallstack.contract import State, WidgetContext
-from smallstack.engine import engine
 
 router = Router(tags=["dashboard"])
 
@@ -142,13 +141,11 @@ async def get_widget(request: HttpRequest, key: str):
     registration = dashboard.registry.get(key)
     if registration is None:
         raise HttpError(404, f"No dashboard widget with key {key!r}")
-    [context] = await engine.evaluate([registration], with_extras=True)
-    rendered = renderer.render(context.as_item())
-    etag = etag_of_digests([rendered.digest])
-    unchanged = not_modified(request, etag)
+    snapshot = await snapshots.evaluate((key, get_script_prefix()), [registration])
+    unchanged = not_modified(request, snapshot.etag)
     if unchanged is not None:
         return unchanged
-    return _json(rendered.json, etag)
+    return _json(snapshot.rendered[0].json, snapshot.etag)
 
 
 def _failing(context: WidgetContext) -> bool:
