@@ -90,6 +90,9 @@ EVALUATION_LOCK_PREFIX = "smallstack:evaluating:"
 #: Keys of the widgets' circuit breakers in a shared cache (followed by the widget's key).
 BREAKER_PREFIX = "smallstack:breaker:"
 
+#: A token stored anew with every result (see :meth:`Engine.results_version`).
+RESULTS_VERSION_KEY = "smallstack:results-version"
+
 #: Caches that live in this process: no I/O, nothing shared with other processes.
 _LOCAL_CACHES = (LocMemCache, DummyCache)
 
@@ -446,20 +449,30 @@ class Engine:
     ) -> Batch:
         """Begin evaluating the registrations concurrently; see :class:`Batch`.
 
-        ``with_extras`` merges ``get_api_extras()`` into ``data`` (the API's view of a widget).
-        ``fresh`` skips reusing results younger than ``cache_ttl`` (an explicit refresh).
+        ``with_extras`` merges ``get_api_extras()`` into ``data`` (the API's view of a widget);
+        for a widget that has no such method both views are the same, and so are their
+        evaluations and cached results.
+        ``fresh`` skips reusing results younger than ``cache_ttl`` (an explicit refresh); a
+        fresh card also outdates the API's view of a widget with extras.
         ``force`` evaluates widgets paused by their circuit breaker too (a trial each).
         """
         registrations = list(registrations)
         loop = asyncio.get_running_loop()
-        cache_keys = [self.cache_key(r.key, with_extras) for r in registrations]
+        extras = [with_extras and r.has_api_extras for r in registrations]
+        cache_keys = [
+            self.cache_key(r.key, view) for r, view in zip(registrations, extras, strict=True)
+        ]
+        if fresh and not with_extras:
+            outdated = [self.cache_key(r.key, True) for r in registrations if r.has_api_extras]
+            if outdated:
+                await self.acache_call("delete_many", outdated)
         stored = await self.acache_call("get_many", cache_keys) if registrations else None
         stored = stored or {}
         now = time.time()
         contexts: list[asyncio.Future[WidgetContext] | None] = []
-        # The widgets to evaluate: (index in contexts, registration, last good entry).
-        pending: list[tuple[int, Registration, dict | None]] = []
-        for registration, cache_key in zip(registrations, cache_keys, strict=True):
+        # The widgets to evaluate: (index in contexts, registration, its view, last good entry).
+        pending: list[tuple[int, Registration, bool, dict | None]] = []
+        for registration, view, cache_key in zip(registrations, extras, cache_keys, strict=True):
             entry = stored.get(cache_key)
             if entry is not None and not _is_entry(entry):
                 entry = None  # not ours (another version wrote it): evaluate
@@ -471,15 +484,15 @@ class Engine:
                 context.cached = True
                 contexts.append(_done(loop, context))
             else:
-                pending.append((len(contexts), registration, entry))
+                pending.append((len(contexts), registration, view, entry))
                 contexts.append(None)  # its future comes below
         telemetry.cache_lookups(len(registrations) - len(pending), len(pending))
         if pending and not force and self.shared_cache():
-            await self._adopt_shared_circuits([registration for _, registration, _ in pending])
+            await self._adopt_shared_circuits([registration for _, registration, _, _ in pending])
         async_jobs: list[tuple[Coroutine[Any, Any, None], _Flight]] = []
         started, deliveries = time.monotonic(), _Deliveries.of(loop)
         new_flights: dict[float, list[_Flight]] = {}  # by timeout
-        for index, registration, entry in pending:
+        for index, registration, view, entry in pending:
             pause = None if force else self.breakers.pause(registration.key)
             if pause is not None:
                 context = self._context(registration, Outcome(ERROR, error=pause.message), entry)
@@ -489,7 +502,7 @@ class Engine:
                 seen = entry["at"] if entry is not None else None
                 flight = self._flight(
                     registration,
-                    with_extras,
+                    view,
                     loop,
                     async_jobs,
                     seen,
@@ -959,12 +972,30 @@ class Engine:
         return await sync_to_async(self.cache_call, thread_sensitive=False)(method, *args, **kwargs)
 
     def _store_sync(self, registration: Registration, with_extras: bool, outcome: Outcome) -> None:
+        self.store_results({self.cache_key(registration.key, with_extras): _entry(outcome)})
+
+    def store_results(self, entries: dict[str, dict[str, Any]]) -> None:
+        """Blocking: store results in the dashboard cache, with a new :meth:`results_version`."""
         self.cache_call(
-            "set",
-            self.cache_key(registration.key, with_extras),
-            _entry(outcome),
+            "set_many",
+            {**entries, RESULTS_VERSION_KEY: secrets.token_hex(8)},
             timeout=conf.get("STALE_TTL"),
         )
+
+    async def results_version(self) -> str:
+        """A token that changes whenever a result is stored, by any process sharing the cache.
+
+        Whoever keeps something made of stored results (the API's whole-list snapshots) keeps
+        it only while this stays the same. Read it *before* reading the results. A cache that
+        lost it (cleared, restarted) gets a new one; a cache that fails gives a new token each
+        time, which matches nothing.
+        """
+        version = await self.acache_call("get", RESULTS_VERSION_KEY)
+        if isinstance(version, str):
+            return version
+        version = secrets.token_hex(8)
+        await self.acache_call("add", RESULTS_VERSION_KEY, version, timeout=conf.get("STALE_TTL"))
+        return version
 
 
 def _done(loop: asyncio.AbstractEventLoop, context: WidgetContext) -> asyncio.Future:
@@ -1073,11 +1104,7 @@ class _CacheWriter:
                 while True:
                     batch += self._queue.get_nowait()
             try:
-                engine.cache_call(
-                    "set_many",
-                    {key: entry for key, entry, _ in batch},
-                    timeout=conf.get("STALE_TTL"),
-                )
+                engine.store_results({key: entry for key, entry, _ in batch})
             finally:
                 for _, _, done in batch:
                     done()

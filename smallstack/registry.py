@@ -51,6 +51,12 @@ class Registration:
         return self.model._meta.model_name if self.model is not None else None
 
     @cached_property
+    def has_api_extras(self) -> bool:
+        """Whether the widget adds API-only data (overrides ``get_api_extras``)."""
+        method = getattr(self.widget.get_api_extras, "__func__", None)
+        return method is not DashboardWidget.get_api_extras
+
+    @cached_property
     def is_async(self) -> bool:
         """Whether ``get_data`` is an ``async def`` (looked up once: it is on every evaluation)."""
         return iscoroutinefunction(self.widget.get_data)

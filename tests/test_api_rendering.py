@@ -11,10 +11,11 @@ import time
 import pytest
 from django.core.cache import caches
 
-from smallstack import tokens
+from smallstack import dashboard, tokens
 from smallstack.api.rendering import ItemRenderer, list_body
 from smallstack.api.schemas import WidgetList
 from smallstack.engine import engine
+from tests.conftest import wait_until
 from tests.widgets import Returns
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,10 +133,14 @@ def test_a_cached_list_is_reused_until_the_first_widget_is_cache_ttl_old(
     path = f"/api/dashboard/widgets/?group={group}"
     first = api(path)
     assert headlines(first) == ["v1"] and evaluations == [1]
+    assert wait_until(lambda: engine.in_flight() == 0)  # its result stored
     widget.value = {"headline": "v2"}
+    # A result was stored since the first poll's snapshot was made (that poll's own): the
+    # engine answers once more, from the cache, and that answer is the snapshot from then on.
+    assert headlines(api(path)) == ["v1"] and evaluations == [1, 1] and widget.calls == 1
     again = api(path)
     assert headlines(again) == ["v1"]  # within cache_ttl: the same evaluation
-    assert evaluations == [1]  # answered without asking the engine
+    assert evaluations == [1, 1]  # answered without asking the engine
     assert again["ETag"] == first["ETag"]
     assert api(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
     assert json.loads(again.content)["generated_at"] >= json.loads(first.content)["generated_at"]
@@ -150,13 +155,26 @@ def test_one_cached_widget_is_reused_the_same_way(api, register, evaluations):
     path = f"/api/dashboard/widgets/{registration.key}/"
     first = api(path)
     assert first.json()["data"] == {"headline": "v1"}
+    assert wait_until(lambda: engine.in_flight() == 0)
     registration.widget.value = {"headline": "v2"}
-    assert api(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
-    assert evaluations == [1]
+    assert api(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304  # from the cache
+    assert api(path, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304  # the snapshot
+    assert evaluations == [1, 1]
     caches["default"].clear()
     changed = api(path, HTTP_IF_NONE_MATCH=first["ETag"])
     assert changed.status_code == 200 and changed.json()["data"] == {"headline": "v2"}
-    assert evaluations == [1, 1]
+    assert evaluations == [1, 1, 1]
+
+
+def test_a_refresh_shows_at_once_however_long_the_cache_ttl(api, register, group):
+    registration = register(Returns({"headline": "v1"}, cache_ttl=60))
+    path = f"/api/dashboard/widgets/?group={group}"
+    for _ in range(3):
+        assert headlines(api(path)) == ["v1"]
+    registration.widget.value = {"headline": "v2"}
+    assert dashboard.refresh(registration.key).data == {"headline": "v2"}
+    assert headlines(api(path)) == ["v2"]
+    assert api(f"/api/dashboard/widgets/{registration.key}/").json()["data"] == {"headline": "v2"}
 
 
 def test_a_cleared_cache_shows_a_changed_value_at_once(api, register, group):
@@ -165,7 +183,7 @@ def test_a_cleared_cache_shows_a_changed_value_at_once(api, register, group):
     etag = api(path)["ETag"]
     widget.value = {"headline": "v2"}
     assert headlines(api(path)) == ["v1"]
-    caches["default"].clear()  # the dashboard cache: results and the snapshots' marker
+    caches["default"].clear()  # the dashboard cache: results and their version
     changed = api(path, HTTP_IF_NONE_MATCH=etag)
     assert headlines(changed) == ["v2"] and changed["ETag"] != etag
 
@@ -250,3 +268,30 @@ async def test_a_lookup_whose_request_went_away_is_made_again_by_the_others(
     found = await others
     assert all(token is not None for token in found)
     assert len(slow_lookups) == 2  # the cancelled one, then one for the three waiting
+
+
+class WithExtras(Returns):
+    def get_api_extras(self):
+        return {"api_only": self.value["headline"]}
+
+
+def test_a_refresh_outdates_the_api_view_of_a_widget_with_extras(api, register, group):
+    registration = register(WithExtras({"headline": "v1"}, cache_ttl=60))
+    path = f"/api/dashboard/widgets/{registration.key}/"
+    assert api(path).json()["data"] == {"headline": "v1", "api_only": "v1"}
+    registration.widget.value = {"headline": "v2"}
+    assert api(path).json()["data"]["headline"] == "v1"  # within cache_ttl
+    dashboard.refresh(registration.key)
+    assert api(path).json()["data"] == {"headline": "v2", "api_only": "v2"}
+
+
+def test_pages_and_the_api_share_the_evaluations_of_widgets_without_extras(
+    api, staff_client, register, group
+):
+    plain = register(Returns({"headline": "plain"}, cache_ttl=60)).widget
+    extra = register(WithExtras({"headline": "extra"}, cache_ttl=60)).widget
+    assert staff_client.get(f"/smallstack/group/{group}/").status_code == 200
+    assert wait_until(lambda: engine.in_flight() == 0)
+    assert sorted(headlines(api(f"/api/dashboard/widgets/?group={group}"))) == ["extra", "plain"]
+    assert plain.calls == 1, "the page's result serves the API too"
+    assert extra.calls == 2, "the API's view of a widget with extras is its own"

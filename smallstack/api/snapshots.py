@@ -8,9 +8,10 @@ script prefix), and the next polls take it as it is, until:
 
 - the first widget's result is ``cache_ttl`` old (the engine would evaluate it again), or
 - the widgets in scope are not the same registrations, or
-- the dashboard cache lost this process's marker: cleared (``cache.clear()``), restarted, or
-  unreachable. The marker is written before the evaluation a snapshot is made from, so a
-  snapshot never outlives a clear of the cache its results were read from.
+- any result was stored in the dashboard cache since (a refresh, another process's evaluation),
+  or the cache was cleared, restarted or is unreachable: the engine's
+  :meth:`~smallstack.engine.Engine.results_version`, read before the results a snapshot is made
+  from, has changed.
 
 Only lists whose every widget succeeded with a ``cache_ttl`` (not stale, not paused by its
 breaker) become snapshots; any other list is evaluated on every poll, as before. Polls answered
@@ -20,7 +21,6 @@ from a snapshot count as cache hits in the telemetry, as the engine would count 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,8 +32,6 @@ from smallstack.contract import State, WidgetContext
 from smallstack.engine import engine
 from smallstack.registry import Registration
 
-#: How long the marker stays in the dashboard cache; it is written again when missing.
-MARKER_SECONDS = 3600
 #: Scopes kept before all are dropped (a scope is a filter combination).
 MAX_SCOPES = 256
 
@@ -46,6 +44,8 @@ class Snapshot:
     contexts: list[WidgetContext]
     #: ``time.time()`` at which the first of these results is ``cache_ttl`` old; 0: never reused.
     expires: float = 0.0
+    #: The engine's results version read before these results were (see the module's notes).
+    version: str = ""
     _rendered: list[RenderedItem] | None = field(default=None, repr=False)
     _etag: str | None = field(default=None, repr=False)
 
@@ -85,7 +85,6 @@ class Snapshots:
 
     def __init__(self) -> None:
         self._by_scope: dict[Any, Snapshot] = {}
-        self.marker = f"smallstack:api:snapshots:{uuid.uuid4().hex}"
 
     def clear(self) -> None:
         self._by_scope.clear()
@@ -94,28 +93,26 @@ class Snapshots:
         """The registrations evaluated (with API extras): a valid snapshot of ``scope``, or a
         new evaluation, kept as the scope's snapshot when it can be reused."""
         selected = tuple(registrations)
+        # Read before the results: a result stored after this (a refresh, another process's
+        # evaluation, a cleared cache) changes it, and the snapshot is not reused.
+        version = await engine.results_version()
         known = self._by_scope.get(scope)
         if (
             known is not None
             and known.registrations == selected
             and time.time() < known.expires
-            and await self._marked()
+            and known.version == version
         ):
             telemetry.cache_lookups(len(selected), 0)
             return known
         self._by_scope.pop(scope, None)
-        # Marked before the results are read, so a clear of the cache in between unmarks it.
-        await engine.acache_call("set", self.marker, 1, timeout=MARKER_SECONDS)
         contexts = await engine.evaluate(selected, with_extras=True)
-        snapshot = Snapshot(selected, contexts, expiry(contexts))
-        if snapshot.expires and await self._marked():
+        snapshot = Snapshot(selected, contexts, expiry(contexts), version)
+        if snapshot.expires:
             if len(self._by_scope) >= MAX_SCOPES:
                 self._by_scope.clear()
             self._by_scope[scope] = snapshot
         return snapshot
-
-    async def _marked(self) -> bool:
-        return await engine.acache_call("has_key", self.marker) is True
 
 
 #: The process's snapshots, shared by the API's endpoints.
