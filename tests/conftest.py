@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.core.cache import caches
 
-from smallstack import dashboard
+from smallstack import dashboard, tokens
 from smallstack.displays import DashboardWidget
 from smallstack.engine import engine
 from smallstack.registry import Registration
@@ -103,6 +103,25 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+
+
+@pytest.fixture
+def staff_key(staff_user) -> str:
+    """An API key of the staff user (send it with :func:`bearer`)."""
+    return tokens.create_token(staff_user, "tests")[1]
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The test client's keyword for an ``Authorization: Bearer`` header."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+@pytest.fixture(autouse=True)
+def _tokens_forgotten() -> Iterator[None]:
+    """No test sees the key verifications another test left in memory."""
+    tokens.forget_verified()
+    yield
+    tokens.forget_verified()
 
 
 @pytest.fixture

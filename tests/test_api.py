@@ -12,6 +12,7 @@ from django.utils import timezone
 from smallstack import tokens
 from smallstack.api.schemas import WidgetItem, WidgetList
 from smallstack.displays import DashboardWidget
+from tests.conftest import bearer
 from tests.widgets import Hangs, Returns, SleepyAsync, SleepySync, unique
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,22 +24,6 @@ ITEM_FIELDS = [
     "widget_type", "on_dashboard", "state", "stale", "error", "elapsed_ms", "evaluated_at", "data",
     "breaker",
 ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _forget_verified():
-    tokens.forget_verified()
-    yield
-    tokens.forget_verified()
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-
-
-@pytest.fixture
-def staff_key(staff_user) -> str:
-    return tokens.create_token(staff_user, "tests")[1]
 
 
 @pytest.fixture

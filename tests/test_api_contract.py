@@ -25,6 +25,7 @@ from referencing.jsonschema import DRAFT202012
 from smallstack import tokens
 from smallstack.contract import InvalidWidgetData
 from smallstack.displays import DashboardWidget
+from tests.conftest import bearer
 from tests.widgets import Hangs, Returns, unique
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,22 +73,6 @@ class Points(DashboardWidget):
         if not isinstance(data.get("points"), list):
             raise InvalidWidgetData("needs 'points', a list")
         return data
-
-
-@pytest.fixture(autouse=True)
-def _forget_verified():
-    tokens.forget_verified()
-    yield
-    tokens.forget_verified()
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-
-
-@pytest.fixture
-def staff_key(staff_user) -> str:
-    return tokens.create_token(staff_user, "contract")[1]
 
 
 @pytest.fixture

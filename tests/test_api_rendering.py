@@ -21,18 +21,6 @@ from tests.widgets import Returns
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def _forget_verified():
-    tokens.forget_verified()
-    yield
-    tokens.forget_verified()
-
-
-@pytest.fixture
-def staff_key(staff_user) -> str:
-    return tokens.create_token(staff_user, "tests")[1]
-
-
 @pytest.fixture
 def api(client, staff_key):
     def get(path: str, **extra):

@@ -19,6 +19,7 @@ from django.views.generic import TemplateView
 from smallstack import dashboard, layouts, tokens
 from smallstack.dashboard import DashboardWidgetsMixin
 from smallstack.models import DashboardLayout
+from tests.conftest import bearer
 from tests.test_api_contract import LAYOUT, LAYOUT_DOCUMENTED, check
 from tests.test_ws import ORIGIN, PATH, Counter, connect, consumer_app, receive
 from tests.widgets import Returns
@@ -27,22 +28,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/api/dashboard/layout/"
 _apps = itertools.count()
-
-
-@pytest.fixture(autouse=True)
-def _forget_verified():
-    tokens.forget_verified()
-    yield
-    tokens.forget_verified()
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-
-
-@pytest.fixture
-def staff_key(staff_user) -> str:
-    return tokens.create_token(staff_user, "layouts")[1]
 
 
 @pytest.fixture

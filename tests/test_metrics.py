@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from smallstack import conf, dashboard, live, telemetry, tokens
 from smallstack.checks import VALUE_RULES
-from tests.conftest import require_binary, wait_until
+from tests.conftest import bearer, require_binary, wait_until
 from tests.servers import ROOT, free_port
 from tests.test_ws import Counter, connect, receive
 from tests.widgets import Hangs, Returns, SleepySync
@@ -35,22 +35,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 PATH = "/api/metrics"
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
-
-
-@pytest.fixture(autouse=True)
-def _forget_verified():
-    tokens.forget_verified()
-    yield
-    tokens.forget_verified()
-
-
-@pytest.fixture
-def staff_key(staff_user) -> str:
-    return tokens.create_token(staff_user, "metrics")[1]
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
 
 
 class Scrape:

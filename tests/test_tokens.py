@@ -22,13 +22,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 authenticate = async_to_sync(tokens.aauthenticate)
 
 
-@pytest.fixture(autouse=True)
-def _forget_verified():
-    tokens.forget_verified()
-    yield
-    tokens.forget_verified()
-
-
 @pytest.fixture
 def no_token_cache(settings):
     settings.SMALLSTACK_DASHBOARD = {**settings.SMALLSTACK_DASHBOARD, "API_TOKEN_CACHE": 0}
