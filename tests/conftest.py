@@ -235,3 +235,49 @@ def postgres_url(postgres_server) -> Iterator[str]:
     name = f"test_{next(_groups)}_{int(time.time() * 1000)}"
     yield postgres_server.create_database(name)
     postgres_server.drop_database(name)
+
+
+# -- a real browser over a real server -------------------------------------------------------------
+
+#: Headless Chromium as a container allows it, without the browser's own background traffic.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def dashboard_server(tmp_path):
+    """A uvicorn server with the live test widgets (tests/liveapp); and their value file."""
+    from tests.servers import LiveServer, prepare_data_dir
+
+    value_file = tmp_path / "value.txt"
+    value_file.write_text("before")
+    environ = prepare_data_dir(
+        tmp_path / "data",
+        DJANGO_SETTINGS_MODULE="tests.live_settings",
+        SMALLSTACK_LIVE_VALUE_FILE=str(value_file),
+        SMALLSTACK_LIVE_LATE_SECONDS="1.5",
+        SMALLSTACK_RENDER_BUDGET="0.3",
+    )
+    server = LiveServer(environ).start()
+    yield server, value_file
+    server.stop()
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium, headless, driven by Playwright."""
+    executable = require_binary("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()

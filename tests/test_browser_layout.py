@@ -15,9 +15,8 @@ from django.test import RequestFactory
 from smallstack.cards import Placeholder, effective_span, render_card
 from smallstack.contract import State, WidgetContext
 from smallstack.registry import Registration
-from tests.conftest import require_binary
-from tests.servers import PASSWORD, ROOT, LiveServer, prepare_data_dir
-from tests.test_browser_live import CHROMIUM_ARGS, refresh_from_the_server
+from tests.servers import PASSWORD, ROOT, LiveServer
+from tests.test_browser_live import refresh_from_the_server
 from tests.widgets import Returns
 
 LAYOUT_URL = "/api/dashboard/layout/"
@@ -129,35 +128,6 @@ def test_page_without_layout_context_has_no_editor(register):
 
 
 # -- the editor in a real browser -----------------------------------------------------------------
-
-
-@pytest.fixture
-def dashboard_server(tmp_path):
-    value_file = tmp_path / "value.txt"
-    value_file.write_text("before")
-    environ = prepare_data_dir(
-        tmp_path / "data",
-        DJANGO_SETTINGS_MODULE="tests.live_settings",
-        SMALLSTACK_LIVE_VALUE_FILE=str(value_file),
-        SMALLSTACK_LIVE_LATE_SECONDS="1.5",
-        SMALLSTACK_RENDER_BUDGET="0.3",
-    )
-    server = LiveServer(environ).start()
-    yield server, value_file
-    server.stop()
-
-
-@pytest.fixture
-def browser():
-    executable = require_binary("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 def grid_keys(page) -> list[str]:

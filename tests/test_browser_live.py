@@ -11,48 +11,9 @@ import pytest
 from django.conf import settings
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import require_binary
-from tests.servers import PASSWORD, ROOT, LiveServer, prepare_data_dir
+from tests.servers import PASSWORD, ROOT, LiveServer
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-def dashboard_server(tmp_path):
-    value_file = tmp_path / "value.txt"
-    value_file.write_text("before")
-    environ = prepare_data_dir(
-        tmp_path / "data",
-        DJANGO_SETTINGS_MODULE="tests.live_settings",
-        SMALLSTACK_LIVE_VALUE_FILE=str(value_file),
-        SMALLSTACK_LIVE_LATE_SECONDS="1.5",
-        SMALLSTACK_RENDER_BUDGET="0.3",
-    )
-    server = LiveServer(environ).start()
-    yield server, value_file
-    server.stop()
-
-
-@pytest.fixture
-def browser():
-    executable = require_binary("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 def refresh_from_the_server(server: LiveServer, key: str) -> None:
