@@ -281,3 +281,18 @@ def browser():
         )
         yield browser
         browser.close()
+
+
+def page_failures(page) -> list[str]:
+    """A list that collects the page's script errors and its 4xx/5xx responses as they come."""
+    failed: list[str] = []
+    page.on("pageerror", lambda error: failed.append(str(error)))
+    page.on(
+        "response",
+        lambda r: (
+            failed.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
+    return failed

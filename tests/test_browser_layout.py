@@ -15,6 +15,7 @@ from django.test import RequestFactory
 from smallstack.cards import Placeholder, effective_span, render_card
 from smallstack.contract import State, WidgetContext
 from smallstack.registry import Registration
+from tests.conftest import page_failures
 from tests.servers import PASSWORD, ROOT, LiveServer
 from tests.test_browser_live import refresh_from_the_server
 from tests.widgets import Returns
@@ -166,16 +167,7 @@ def moved(keys: list[str], key: str, index: int) -> list[str]:
 def test_edit_layout_drag_keyboard_hide_wide_reload_reset(dashboard_server, browser, tmp_path):
     server, value_file = dashboard_server
     page = browser.new_page(base_url=server.url, viewport={"width": 1200, "height": 900})
-    failed: list[str] = []
-    page.on("pageerror", lambda error: failed.append(str(error)))
-    page.on(
-        "response",
-        lambda r: (
-            failed.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico")
-            else None
-        ),
-    )
+    failed = page_failures(page)
     sign_in(page, server)
     page.wait_for_selector('#live-indicator[data-state="live"]', timeout=10000)
 

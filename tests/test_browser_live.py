@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 from websockets.sync.client import connect as ws_connect
 
+from tests.conftest import page_failures
 from tests.servers import PASSWORD, ROOT, LiveServer
 
 pytestmark = pytest.mark.browser
@@ -33,16 +34,7 @@ def refresh_from_the_server(server: LiveServer, key: str) -> None:
 def test_late_card_live_update_and_reconnect(dashboard_server, browser, tmp_path):
     server, value_file = dashboard_server
     page = browser.new_page()
-    failed: list[str] = []
-    page.on("pageerror", lambda error: failed.append(str(error)))
-    page.on(
-        "response",
-        lambda r: (
-            failed.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico")
-            else None
-        ),
-    )
+    failed = page_failures(page)
 
     page.goto(f"{server.url}/accounts/login/?next=/smallstack/")
     page.fill("input[name=username]", "demo")
