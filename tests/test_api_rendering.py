@@ -14,9 +14,10 @@ from django.core.cache import caches
 from smallstack import dashboard, tokens
 from smallstack.api.rendering import ItemRenderer, list_body
 from smallstack.api.schemas import WidgetList
+from smallstack.api.snapshots import snapshots
 from smallstack.engine import engine
 from tests.conftest import wait_until
-from tests.widgets import Returns
+from tests.widgets import Returns, SleepyAsync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -215,6 +216,30 @@ def test_status_summary_from_a_snapshot_turns_503_when_a_widget_fails(api, regis
     time.sleep(0.6)
     failing = api(path)
     assert failing.status_code == 503 and failing.json()["failing"] == [registration.key]
+
+
+async def test_concurrent_polls_of_a_scope_share_one_evaluation(register, group, evaluations):
+    registration = register(SleepyAsync(0.2, cache_ttl=60))
+    selected = dashboard.registry.select(group=group)
+    made = await asyncio.gather(*(snapshots.evaluate(("t", group), selected) for _ in range(20)))
+    assert evaluations == [1]  # not one per poll in flight
+    assert all(snapshot is made[0] for snapshot in made)
+    assert made[0].contexts[0].key == registration.key and made[0].contexts[0].state == "ok"
+
+
+async def test_polls_waiting_on_a_snapshot_whose_poll_went_away_make_it_themselves(
+    register, group, evaluations
+):
+    register(SleepyAsync(0.2, cache_ttl=60))
+    selected = dashboard.registry.select(group=group)
+    first = asyncio.ensure_future(snapshots.evaluate(("t", group), selected))
+    await asyncio.sleep(0.02)
+    others = asyncio.gather(*(snapshots.evaluate(("t", group), selected) for _ in range(3)))
+    await asyncio.sleep(0.02)
+    first.cancel()
+    made = await others
+    assert all(s.contexts[0].state == "ok" for s in made) and made[0] is made[1] is made[2]
+    assert evaluations == [1, 1]  # the cancelled poll's, then one for the three waiting
 
 
 # -- tokens -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from a snapshot count as cache hits in the telemetry, as the engine would count 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,8 @@ class Snapshots:
 
     def __init__(self) -> None:
         self._by_scope: dict[Any, Snapshot] = {}
+        #: Snapshots being made, by scope, each on the event loop of the poll making it.
+        self._building: dict[Any, asyncio.Future[Snapshot]] = {}
 
     def clear(self) -> None:
         self._by_scope.clear()
@@ -106,8 +109,29 @@ class Snapshots:
             telemetry.cache_lookups(len(selected), 0)
             return known
         self._by_scope.pop(scope, None)
-        contexts = await engine.evaluate(selected, with_extras=True)
+        loop = asyncio.get_running_loop()
+        # Concurrent polls of the scope share one evaluation into a new snapshot (when the
+        # version moves, every poll in flight would otherwise make its own).
+        while (building := self._building.get(scope)) is not None and building.get_loop() is loop:
+            await asyncio.wait([building])  # this poll's cancellation leaves the others be
+            if building.cancelled():
+                continue  # the poll making it went away: join the next one, or make it
+            shared = building.result()
+            if shared.registrations == selected and shared.version == version:
+                return shared
+            break
+        future: asyncio.Future[Snapshot] = loop.create_future()
+        self._building[scope] = future
+        try:
+            contexts = await engine.evaluate(selected, with_extras=True)
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            if self._building.get(scope) is future:
+                del self._building[scope]
         snapshot = Snapshot(selected, contexts, expiry(contexts), version)
+        future.set_result(snapshot)
         if snapshot.expires:
             if len(self._by_scope) >= MAX_SCOPES:
                 self._by_scope.clear()
