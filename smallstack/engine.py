@@ -90,7 +90,7 @@ EVALUATION_LOCK_PREFIX = "smallstack:evaluating:"
 #: Keys of the widgets' circuit breakers in a shared cache (followed by the widget's key).
 BREAKER_PREFIX = "smallstack:breaker:"
 
-#: A token stored anew with every result (see :meth:`Engine.results_version`).
+#: A token stored anew with every early result (see :meth:`Engine.results_version`).
 RESULTS_VERSION_KEY = "smallstack:results-version"
 
 #: Caches that live in this process: no I/O, nothing shared with other processes.
@@ -139,6 +139,7 @@ class _Flight:
         "_shared",
         "_timer",
         "deadline",
+        "fresh",
         "future",
         "key",
         "loop",
@@ -156,6 +157,8 @@ class _Flight:
         deliveries: _Deliveries | None = None,
     ) -> None:
         self.key = key
+        #: Started by an explicit refresh: its result replaces one still within ``cache_ttl``.
+        self.fresh = False
         self._on_finish = on_finish
         self.timeout = timeout
         self.started = time.monotonic() if started is None else started
@@ -466,6 +469,10 @@ class Engine:
             outdated = [self.cache_key(r.key, True) for r in registrations if r.has_api_extras]
             if outdated:
                 await self.acache_call("delete_many", outdated)
+                version = secrets.token_hex(8)
+                await self.acache_call(
+                    "set", RESULTS_VERSION_KEY, version, timeout=conf.get("STALE_TTL")
+                )
         stored = await self.acache_call("get_many", cache_keys) if registrations else None
         stored = stored or {}
         now = time.time()
@@ -508,6 +515,7 @@ class Engine:
                     seen,
                     (started, deliveries),
                     new_flights,
+                    fresh,
                 )
                 contexts[index] = self._context_future(flight, registration, entry, loop)
         for flights in new_flights.values():
@@ -587,7 +595,7 @@ class Engine:
         The options are :meth:`start`'s.
         """
         batch = await self.start(registrations, with_extras=with_extras, fresh=fresh, force=force)
-        if batch.contexts:
+        if not all(future.done() for future in batch.contexts):
             # asyncio.wait, unlike gather, leaves the evaluations running if this caller is
             # cancelled (a closed connection): their results still reach the cache.
             await asyncio.wait(batch.contexts)
@@ -638,6 +646,7 @@ class Engine:
         seen: float | None,
         batch: tuple[float, _Deliveries],
         new_flights: dict[float, list[_Flight]],
+        fresh: bool = False,
     ) -> _Flight:
         """The widget's flight in progress, or a new one started on ``loop``.
 
@@ -661,6 +670,7 @@ class Engine:
                 functools.partial(self._finished, registration),
                 *batch,
             )
+            flight.fresh = fresh
             self._flights[flight_key] = flight
         new_flights.setdefault(timeout, []).append(flight)
         self._start(flight_key, flight, registration, with_extras, async_jobs, seen)
@@ -829,7 +839,7 @@ class Engine:
         if outcome.state == OK:
             # Still on the pool thread, so a plain cache call. The flight lands only after
             # this, so no request can start a second evaluation before the result is stored.
-            self._store_sync(registration, with_extras, outcome)
+            self._store_sync(registration, with_extras, outcome, flight.fresh)
 
     async def _run_async(
         self, flight: _Flight, registration: Registration, with_extras: bool, land
@@ -862,7 +872,8 @@ class Engine:
             steps = [outcome.state == OK, lane.used].count(True)
             landing = _CountDown(steps, land)
             if outcome.state == OK:
-                self._writer.put(self.cache_key(registration.key, with_extras), outcome, landing)
+                key = self.cache_key(registration.key, with_extras)
+                self._writer.put(key, outcome, landing, flight.fresh)
             if lane.used:
                 lane.submit(_close_thread_connections).add_done_callback(landing)
             lane.shutdown(wait=False)
@@ -971,19 +982,29 @@ class Engine:
             return None
         return await sync_to_async(self.cache_call, thread_sensitive=False)(method, *args, **kwargs)
 
-    def _store_sync(self, registration: Registration, with_extras: bool, outcome: Outcome) -> None:
-        self.store_results({self.cache_key(registration.key, with_extras): _entry(outcome)})
+    def _store_sync(
+        self, registration: Registration, with_extras: bool, outcome: Outcome, early: bool
+    ) -> None:
+        entry = {self.cache_key(registration.key, with_extras): _entry(outcome)}
+        self.store_results(entry, early=early)
 
-    def store_results(self, entries: dict[str, dict[str, Any]]) -> None:
-        """Blocking: store results in the dashboard cache, with a new :meth:`results_version`."""
-        self.cache_call(
-            "set_many",
-            {**entries, RESULTS_VERSION_KEY: secrets.token_hex(8)},
-            timeout=conf.get("STALE_TTL"),
-        )
+    def store_results(self, entries: dict[str, Any], *, early: bool = False) -> None:
+        """Blocking: store results in the dashboard cache.
+
+        ``early``: they replace results that may still be within their ``cache_ttl`` (an
+        explicit refresh), so the :meth:`results_version` changes with them.
+        """
+        if early:
+            entries = {**entries, RESULTS_VERSION_KEY: secrets.token_hex(8)}
+        self.cache_call("set_many", entries, timeout=conf.get("STALE_TTL"))
 
     async def results_version(self) -> str:
-        """A token that changes whenever a result is stored, by any process sharing the cache.
+        """A token that changes whenever a stored result is replaced or dropped before its
+        ``cache_ttl`` is over (an explicit refresh, by any process sharing the cache).
+
+        Other results are stored only once the one they replace is ``cache_ttl`` old (or gone),
+        so something made of results and kept no longer than their ``cache_ttl`` (the API's
+        whole-list snapshots) stays right while this stays the same.
 
         Whoever keeps something made of stored results (the API's whole-list snapshots) keeps
         it only while this stays the same. Read it *before* reading the results. A cache that
@@ -1078,14 +1099,17 @@ class _CacheWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def put(self, key: str, outcome: Outcome, done: Callable[[], object]) -> None:
-        """Queue a result from the event loop's thread; ``done()`` runs once it is stored."""
+    def put(self, key: str, outcome: Outcome, done: Callable[[], object], early: bool) -> None:
+        """Queue a result from the event loop's thread; ``done()`` runs once it is stored.
+
+        ``early``: see :meth:`Engine.store_results`.
+        """
         loop = asyncio.get_running_loop()
         buffer = self._buffers.get(loop)
         if buffer is None:
             buffer = self._buffers[loop] = []
             loop.call_soon(self._hand_over, loop)
-        buffer.append((key, _entry(outcome), done))
+        buffer.append((key, _entry(outcome), done, early))
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         self._queue.put(self._buffers.pop(loop))
@@ -1104,9 +1128,12 @@ class _CacheWriter:
                 while True:
                     batch += self._queue.get_nowait()
             try:
-                engine.store_results({key: entry for key, entry, _ in batch})
+                engine.store_results(
+                    {key: entry for key, entry, _, _ in batch},
+                    early=any(early for *_, early in batch),
+                )
             finally:
-                for _, _, done in batch:
+                for _, _, done, _ in batch:
                     done()
 
 

@@ -8,8 +8,8 @@ script prefix), and the next polls take it as it is, until:
 
 - the first widget's result is ``cache_ttl`` old (the engine would evaluate it again), or
 - the widgets in scope are not the same registrations, or
-- any result was stored in the dashboard cache since (a refresh, another process's evaluation),
-  or the cache was cleared, restarted or is unreachable: the engine's
+- a result was replaced before its ``cache_ttl`` was over (a refresh, in any process sharing
+  the cache), or the cache was cleared, restarted or is unreachable: the engine's
   :meth:`~smallstack.engine.Engine.results_version`, read before the results a snapshot is made
   from, has changed.
 
