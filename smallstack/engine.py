@@ -119,14 +119,16 @@ class Batch:
     """
 
     contexts: list[asyncio.Future[WidgetContext]]
+    #: Done once every context is (never cancels them: awaiting it may be).
+    all_done: asyncio.Future[None]
 
 
 class _Flight:
     """One evaluation in progress, shared by every request that wants the widget meanwhile.
 
-    Its ``future`` lives on the event loop that started it and resolves at the latest at the
-    deadline, by a single timer, whatever the widget does: requests on that loop just add a
-    callback. Requests on another loop (sync callers get one from ``async_to_sync``) await a
+    Its outcome reaches the event loop that started it at the latest at the deadline, by its
+    batch's timer, whatever the widget does: requests on that loop just add a callback
+    (:meth:`when_resolved`). Requests on another loop (sync callers get one from ``async_to_sync``) await a
     thread-safe future made on demand. ``finish()`` may be called from any thread; the first
     outcome wins (a result arriving after the deadline is still stored, not shown).
     """
@@ -136,11 +138,12 @@ class _Flight:
         "_lock",
         "_on_finish",
         "_outcome",
+        "_resolved",
         "_shared",
         "_timer",
+        "_waiters",
         "deadline",
         "fresh",
-        "future",
         "key",
         "loop",
         "started",
@@ -164,7 +167,9 @@ class _Flight:
         self.started = time.monotonic() if started is None else started
         self.deadline = self.started + timeout
         self.loop = loop
-        self.future: asyncio.Future[Outcome] = loop.create_future()
+        #: On ``loop``: the outcome once it reached the loop, and who waits for it until then.
+        self._resolved: Outcome | None = None
+        self._waiters: list[Callable[[Outcome], object]] = []
         self._shared: concurrent.futures.Future[Outcome] | None = None
         self._outcome: Outcome | None = None
         self._lock = threading.Lock()
@@ -229,12 +234,25 @@ class _Flight:
         else:
             self._deliveries.add(self, outcome)
 
+    def when_resolved(self, callback: Callable[[Outcome], object]) -> None:
+        """On the flight's loop: ``callback(outcome)`` as soon as the outcome reaches the loop.
+
+        Called right there, not scheduled: one widget's outcome costs the loop no extra turn.
+        """
+        if self._resolved is not None:
+            callback(self._resolved)
+        else:
+            self._waiters.append(callback)
+
     def _resolve(self, outcome: Outcome) -> None:
         if self._timer is not None:
             self._timer.landed()
             self._timer = None
-        if not self.future.done():
-            self.future.set_result(outcome)
+        if self._resolved is None:
+            self._resolved = outcome
+            waiters, self._waiters = self._waiters, []
+            for callback in waiters:
+                callback(outcome)
 
     async def wait_elsewhere(self) -> Outcome:
         """Await the outcome from another event loop, no later than the deadline."""
@@ -251,6 +269,24 @@ class _Flight:
             return future.result()
         future.cancel()  # detach from the shared future; this loop may close before it ends
         return self.timed_out()
+
+
+class _AllDone:
+    """A future done once ``count`` things called :meth:`one` (on the loop): a batch's
+    contexts, without a callback on each of their futures."""
+
+    __slots__ = ("_left", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        self.future: asyncio.Future[None] = loop.create_future()
+        self._left = count
+        if count == 0:
+            self.future.set_result(None)
+
+    def one(self) -> None:
+        self._left -= 1
+        if self._left == 0 and not self.future.done():  # done: cancelled by its awaiter
+            self.future.set_result(None)
 
 
 class _Deliveries:
@@ -498,6 +534,7 @@ class Engine:
             await self._adopt_shared_circuits([registration for _, registration, _, _ in pending])
         async_jobs: list[tuple[Coroutine[Any, Any, None], _Flight]] = []
         started, deliveries = time.monotonic(), _Deliveries.of(loop)
+        all_done = _AllDone(loop, len(pending))
         new_flights: dict[float, list[_Flight]] = {}  # by timeout
         for index, registration, view, entry in pending:
             pause = None if force else self.breakers.pause(registration.key)
@@ -505,6 +542,7 @@ class Engine:
                 context = self._context(registration, Outcome(ERROR, error=pause.message), entry)
                 context.breaker = pause.info
                 contexts[index] = _done(loop, context)
+                all_done.one()
             else:
                 seen = entry["at"] if entry is not None else None
                 flight = self._flight(
@@ -517,14 +555,16 @@ class Engine:
                     new_flights,
                     fresh,
                 )
-                contexts[index] = self._context_future(flight, registration, entry, loop)
+                contexts[index] = self._context_future(
+                    flight, registration, entry, loop, all_done.one
+                )
         for flights in new_flights.values():
             _Deadline(loop, flights)
             telemetry.evaluation_started(len(flights))
         if async_jobs:  # one hand-over for all the async widgets of the batch
             coroutines, async_flights = zip(*async_jobs, strict=True)
             widget_loop.spawn(coroutines, functools.partial(_cancel_at_deadline, async_flights))
-        return Batch(contexts)  # type: ignore[arg-type]  # no None is left
+        return Batch(contexts, all_done.future)  # type: ignore[arg-type]  # no None is left
 
     def paused(self, key: str) -> str | None:
         """Why the widget is paused by its circuit breaker, or None if it is not."""
@@ -595,10 +635,9 @@ class Engine:
         The options are :meth:`start`'s.
         """
         batch = await self.start(registrations, with_extras=with_extras, fresh=fresh, force=force)
-        if not all(future.done() for future in batch.contexts):
-            # asyncio.wait, unlike gather, leaves the evaluations running if this caller is
-            # cancelled (a closed connection): their results still reach the cache.
-            await asyncio.wait(batch.contexts)
+        # Cancelling this caller (a closed connection) cancels all_done only, never the
+        # evaluations: their results still reach the cache.
+        await batch.all_done
         return [future.result() for future in batch.contexts]
 
     def _context_future(
@@ -607,22 +646,24 @@ class Engine:
         registration: Registration,
         entry: dict | None,
         loop: asyncio.AbstractEventLoop,
+        then: Callable[[], None],
     ) -> asyncio.Future[WidgetContext]:
-        """A future for the widget's context, done when its flight has an outcome."""
+        """A future for the widget's context, done when its flight has an outcome; ``then()``
+        right after."""
         if flight.loop is not loop:
-            return loop.create_task(self._context_elsewhere(flight, registration, entry))
+            task = loop.create_task(self._context_elsewhere(flight, registration, entry))
+            task.add_done_callback(lambda _: then())
+            return task
         future = loop.create_future()
 
-        def done(outcome: asyncio.Future[Outcome]) -> None:
+        def done(outcome: Outcome) -> None:
             try:
-                future.set_result(self._context(registration, outcome.result(), fallback=entry))
+                future.set_result(self._context(registration, outcome, fallback=entry))
             except Exception as exc:
                 future.set_exception(exc)
+            then()
 
-        if flight.future.done():
-            done(flight.future)
-        else:
-            flight.future.add_done_callback(done)
+        flight.when_resolved(done)
         return future
 
     async def _context_elsewhere(

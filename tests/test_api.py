@@ -192,8 +192,8 @@ def test_items_have_the_documented_shape_and_order(api, register, group):
 
 
 def test_filters(api, register, group):
-    shown = register(Returns({"headline": "shown"}))
-    hidden = register(Returns({"headline": "hidden"}, on_dashboard=False))
+    shown = register(Returns({"headline": "shown"}, order=1))
+    hidden = register(Returns({"headline": "hidden"}, on_dashboard=False, order=2))
 
     def keys(query: str) -> list[str]:
         return [w["key"] for w in api(f"/api/dashboard/widgets/?{query}").json()["widgets"]]

@@ -50,6 +50,11 @@ async def landed() -> bool:
     return await asyncio.to_thread(wait_until, lambda: engine.in_flight() == 0)
 
 
+async def sleep_until(moment: str) -> None:
+    """Sleep until just after ``moment`` (an ISO datetime, as the breaker's ``retry_at``)."""
+    await asyncio.sleep(max(0.0, datetime.fromisoformat(moment).timestamp() - time.time()) + 0.05)
+
+
 async def fail(registration, times: int) -> list:
     contexts = []
     for _ in range(times):
@@ -97,10 +102,11 @@ async def test_after_the_cooldown_one_trial_decides_and_the_cooldown_doubles(reg
     registration = register(widget)
     widget.failing = True
     await fail(registration, 2)
-    assert (await evaluate(registration)).breaker is not None
+    paused = await evaluate(registration)
+    assert paused.breaker is not None
     assert widget.calls == 2
 
-    await asyncio.sleep(0.45)
+    await sleep_until(paused.breaker["retry_at"])
     trial = await evaluate(registration)  # the trial fails: open again, for twice as long
     assert widget.calls == 3 and trial.error == "ConnectionError: backend unreachable"
     assert await landed()
@@ -112,10 +118,9 @@ async def test_after_the_cooldown_one_trial_decides_and_the_cooldown_doubles(reg
     assert reopened.breaker["failures"] == 3
 
     widget.failing = False
-    await asyncio.sleep(0.45)
     assert (await evaluate(registration)).breaker is not None  # still within the 0.8 s
     assert widget.calls == 3
-    await asyncio.sleep(0.4)
+    await sleep_until(reopened.breaker["retry_at"])
     recovered = await evaluate(registration)  # the trial succeeds: closed
     assert recovered.state == "ok" and recovered.breaker is None
     assert widget.calls == 4
@@ -133,7 +138,7 @@ async def test_the_cooldown_stops_doubling_at_the_maximum(register):
     widget.failing = True
     with override_settings(SMALLSTACK_DASHBOARD={"BREAKER_MAX_COOLDOWN": 0.3}):
         await fail(registration, 1)
-        await asyncio.sleep(0.25)
+        await sleep_until((await evaluate(registration)).breaker["retry_at"])
         await fail(registration, 1)  # failed trial: 0.4 s, capped at 0.3
         paused = await evaluate(registration)
     opened = datetime.fromisoformat(paused.breaker["opened_at"])
