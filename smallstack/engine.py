@@ -128,9 +128,10 @@ class _Flight:
 
     Its outcome reaches the event loop that started it at the latest at the deadline, by its
     batch's timer, whatever the widget does: requests on that loop just add a callback
-    (:meth:`when_resolved`). Requests on another loop (sync callers get one from ``async_to_sync``) await a
-    thread-safe future made on demand. ``finish()`` may be called from any thread; the first
-    outcome wins (a result arriving after the deadline is still stored, not shown).
+    (:meth:`when_resolved`). Requests on another loop (sync callers get one from
+    ``async_to_sync``) await a thread-safe future made on demand. ``finish()`` may be called
+    from any thread; the first outcome wins (a result arriving after the deadline is still
+    stored, not shown).
     """
 
     __slots__ = (
