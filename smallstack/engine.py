@@ -156,16 +156,17 @@ class _Flight:
         key: str,
         timeout: float,
         loop: asyncio.AbstractEventLoop,
-        on_finish: Callable[[Outcome], object] | None = None,
-        started: float | None = None,
-        deliveries: _Deliveries | None = None,
+        on_finish: Callable[[Outcome], object],
+        started: float,
+        deliveries: _Deliveries,
+        fresh: bool,
     ) -> None:
         self.key = key
         #: Started by an explicit refresh: its result replaces one still within ``cache_ttl``.
-        self.fresh = False
+        self.fresh = fresh
         self._on_finish = on_finish
         self.timeout = timeout
-        self.started = time.monotonic() if started is None else started
+        self.started = started
         self.deadline = self.started + timeout
         self.loop = loop
         #: On ``loop``: the outcome once it reached the loop, and who waits for it until then.
@@ -174,7 +175,7 @@ class _Flight:
         self._shared: concurrent.futures.Future[Outcome] | None = None
         self._outcome: Outcome | None = None
         self._lock = threading.Lock()
-        self._deliveries = deliveries or _Deliveries.of(loop)
+        self._deliveries = deliveries
         #: The timer that ends it at its deadline (shared with the flights its batch started).
         self._timer: _Deadline | None = None
 
@@ -219,11 +220,10 @@ class _Flight:
                 return
             self._outcome = outcome
             shared = self._shared
-        if self._on_finish is not None:
-            try:
-                self._on_finish(outcome)
-            except Exception:
-                logger.exception("Dashboard widget %s: recording its outcome failed", self.key)
+        try:
+            self._on_finish(outcome)
+        except Exception:
+            logger.exception("Dashboard widget %s: recording its outcome failed", self.key)
         if shared is not None:
             shared.set_result(outcome)
         try:
@@ -270,24 +270,6 @@ class _Flight:
             return future.result()
         future.cancel()  # detach from the shared future; this loop may close before it ends
         return self.timed_out()
-
-
-class _AllDone:
-    """A future done once ``count`` things called :meth:`one` (on the loop): a batch's
-    contexts, without a callback on each of their futures."""
-
-    __slots__ = ("_left", "future")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
-        self.future: asyncio.Future[None] = loop.create_future()
-        self._left = count
-        if count == 0:
-            self.future.set_result(None)
-
-    def one(self) -> None:
-        self._left -= 1
-        if self._left == 0 and not self.future.done():  # done: cancelled by its awaiter
-            self.future.set_result(None)
 
 
 class _Deliveries:
@@ -342,26 +324,25 @@ class _Deadline:
     share a deadline. The timer is cancelled once every one of them has an outcome.
     """
 
-    __slots__ = ("_flights", "_handle", "_left")
+    __slots__ = ("_flights", "_handle", "landed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, flights: list[_Flight]) -> None:
-        self._flights, self._left = flights, len(flights)
+        self._flights = flights
         for flight in flights:
             flight._timer = self
         self._handle = loop.call_later(
             max(0.0, flights[0].deadline - time.monotonic()), self._expire
         )
+        #: Called (on the loop) as each of the flights gets its outcome.
+        self.landed = _CountDown(len(flights), self._stop)
 
     def _expire(self) -> None:
         for flight in self._flights:
             flight.expire()
 
-    def landed(self) -> None:
-        """On the loop: one of the flights has its outcome."""
-        self._left -= 1
-        if self._left == 0:
-            self._handle.cancel()
-            self._flights = []
+    def _stop(self) -> None:
+        self._handle.cancel()
+        self._flights = []
 
 
 class _Lane(concurrent.futures.Executor):
@@ -506,9 +487,8 @@ class Engine:
             outdated = [self.cache_key(r.key, True) for r in registrations if r.has_api_extras]
             if outdated:
                 await self.acache_call("delete_many", outdated)
-                version = secrets.token_hex(8)
                 await self.acache_call(
-                    "set", RESULTS_VERSION_KEY, version, timeout=conf.get("STALE_TTL")
+                    "set", RESULTS_VERSION_KEY, _new_version(), timeout=conf.get("STALE_TTL")
                 )
         stored = await self.acache_call("get_many", cache_keys) if registrations else None
         stored = stored or {}
@@ -535,7 +515,8 @@ class Engine:
             await self._adopt_shared_circuits([registration for _, registration, _, _ in pending])
         async_jobs: list[tuple[Coroutine[Any, Any, None], _Flight]] = []
         started, deliveries = time.monotonic(), _Deliveries.of(loop)
-        all_done = _AllDone(loop, len(pending))
+        all_done: asyncio.Future[None] = loop.create_future()  # once every pending one is
+        one_done = _CountDown(len(pending), functools.partial(_set_done, all_done))
         new_flights: dict[float, list[_Flight]] = {}  # by timeout
         for index, registration, view, entry in pending:
             pause = None if force else self.breakers.pause(registration.key)
@@ -543,7 +524,7 @@ class Engine:
                 context = self._context(registration, Outcome(ERROR, error=pause.message), entry)
                 context.breaker = pause.info
                 contexts[index] = _done(loop, context)
-                all_done.one()
+                one_done()
             else:
                 seen = entry["at"] if entry is not None else None
                 flight = self._flight(
@@ -552,20 +533,17 @@ class Engine:
                     loop,
                     async_jobs,
                     seen,
-                    (started, deliveries),
+                    (started, deliveries, fresh),
                     new_flights,
-                    fresh,
                 )
-                contexts[index] = self._context_future(
-                    flight, registration, entry, loop, all_done.one
-                )
+                contexts[index] = self._context_future(flight, registration, entry, loop, one_done)
         for flights in new_flights.values():
             _Deadline(loop, flights)
             telemetry.evaluation_started(len(flights))
         if async_jobs:  # one hand-over for all the async widgets of the batch
             coroutines, async_flights = zip(*async_jobs, strict=True)
             widget_loop.spawn(coroutines, functools.partial(_cancel_at_deadline, async_flights))
-        return Batch(contexts, all_done.future)  # type: ignore[arg-type]  # no None is left
+        return Batch(contexts, all_done)  # type: ignore[arg-type]  # no None is left
 
     def paused(self, key: str) -> str | None:
         """Why the widget is paused by its circuit breaker, or None if it is not."""
@@ -590,13 +568,12 @@ class Engine:
             telemetry.evaluation_finished(
                 key, registration.group, registration.app_label, outcome.state, outcome.elapsed_ms
             )
-        was_open = self.breakers.pause(key) is not None
         circuit = self.breakers.record(registration.widget, key, outcome.state == OK)
         if circuit is None:
             return
         if circuit.clean:
             logger.info("Dashboard widget %s recovered; its circuit breaker is closed", key)
-        elif circuit.until and circuit.opened_at == circuit.changed and not was_open:
+        elif circuit.until and circuit.opened_at == circuit.changed:  # opened by this one
             logger.warning(
                 "Dashboard widget %s failed %d times in a row; paused for %g s",
                 key,
@@ -686,18 +663,17 @@ class Engine:
         loop: asyncio.AbstractEventLoop,
         async_jobs: list,
         seen: float | None,
-        batch: tuple[float, _Deliveries],
+        batch: tuple[float, _Deliveries, bool],
         new_flights: dict[float, list[_Flight]],
-        fresh: bool = False,
     ) -> _Flight:
         """The widget's flight in progress, or a new one started on ``loop``.
 
-        ``batch``: when the batch started (its flights share a deadline) and its deliveries.
-
-        A new flight is added to ``new_flights`` (by timeout), for the caller to give a timer.
-        A new async evaluation (or a coordinated one, see :meth:`_run_coordinated`) is appended
-        to ``async_jobs``, for the caller to spawn. ``seen``: the time of the cached result the
-        caller found too old (or None), so that only a newer one counts as another's result.
+        ``batch``: what the flights a batch starts share (:class:`_Flight`'s ``started``,
+        ``deliveries`` and ``fresh``). A new flight is added to ``new_flights`` (by timeout),
+        for the caller to give a timer. A new async evaluation (or a coordinated one, see
+        :meth:`_run_coordinated`) is appended to ``async_jobs``, for the caller to spawn.
+        ``seen``: the time of the cached result the caller found too old (or None), so that
+        only a newer one counts as another's result.
         """
         flight_key = (registration.key, with_extras)
         timeout = self._timeout(registration)
@@ -712,7 +688,6 @@ class Engine:
                 functools.partial(self._finished, registration),
                 *batch,
             )
-            flight.fresh = fresh
             self._flights[flight_key] = flight
         new_flights.setdefault(timeout, []).append(flight)
         self._start(flight_key, flight, registration, with_extras, async_jobs, seen)
@@ -1037,7 +1012,7 @@ class Engine:
         explicit refresh), so the :meth:`results_version` changes with them.
         """
         if early:
-            entries = {**entries, RESULTS_VERSION_KEY: secrets.token_hex(8)}
+            entries = {**entries, RESULTS_VERSION_KEY: _new_version()}
         self.cache_call("set_many", entries, timeout=conf.get("STALE_TTL"))
 
     async def results_version(self) -> str:
@@ -1046,17 +1021,14 @@ class Engine:
 
         Other results are stored only once the one they replace is ``cache_ttl`` old (or gone),
         so something made of results and kept no longer than their ``cache_ttl`` (the API's
-        whole-list snapshots) stays right while this stays the same.
-
-        Whoever keeps something made of stored results (the API's whole-list snapshots) keeps
-        it only while this stays the same. Read it *before* reading the results. A cache that
-        lost it (cleared, restarted) gets a new one; a cache that fails gives a new token each
-        time, which matches nothing.
+        whole-list snapshots) stays right while this stays the same. Read it *before* reading
+        the results. A cache that lost it (cleared, restarted) gets a new one; a cache that
+        fails gives a new token each time, which matches nothing.
         """
         version = await self.acache_call("get", RESULTS_VERSION_KEY)
         if isinstance(version, str):
             return version
-        version = secrets.token_hex(8)
+        version = _new_version()
         await self.acache_call("add", RESULTS_VERSION_KEY, version, timeout=conf.get("STALE_TTL"))
         return version
 
@@ -1065,6 +1037,16 @@ def _done(loop: asyncio.AbstractEventLoop, context: WidgetContext) -> asyncio.Fu
     future = loop.create_future()
     future.set_result(context)
     return future
+
+
+def _new_version() -> str:
+    """A new :meth:`Engine.results_version` token."""
+    return secrets.token_hex(8)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():  # cancelled by its awaiter, who went away
+        future.set_result(None)
 
 
 def _cancel_at_deadline(flights: Sequence[_Flight], tasks: list[asyncio.Task]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -132,7 +132,7 @@ class WidgetBreakers:
             now = time.time()
             failures = circuit.failures + 1
             if circuit.until > now:  # an evaluation begun before the circuit opened
-                circuit = Circuit(**{**circuit.as_dict(), "failures": failures, "changed": now})
+                circuit = replace(circuit, failures=failures, changed=now)
             elif circuit.until or failures >= threshold:  # a failed trial, or a failure too many
                 opens = circuit.opens + 1
                 circuit = Circuit(failures, opens, now, now + cooldown(widget, opens), "", now)
