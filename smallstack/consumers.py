@@ -288,13 +288,13 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         """
         page = layouts.scope_for(**filters)
         self.layout_scope = page.name
-        keys = [r.key for r in registrations]
         try:
-            layout = await layouts.aget(self.scope.get("user"), page.name, keys)
+            _, visible, _ = await layouts.aarranged(
+                self.scope.get("user"), page.name, registrations
+            )
         except Exception:
             logger.exception("Dashboard socket: could not read the layout of %s", page.name)
             return registrations
-        visible, _ = layouts.arrange(registrations, layout)
         return visible
 
     def _follow(self, filters: dict[str, Any], registrations: list[Registration]) -> None:

@@ -118,19 +118,20 @@ class DashboardWidgetsMixin:
             return get_widget_contexts(**self.get_widget_filters())
         selected = registry.select(**self.get_widget_filters())
         user = self.request.user  # type: ignore[attr-defined]
-        layout = layouts.get(user, self.get_layout_scope(), [r.key for r in selected])
-        return async_to_sync(engine.evaluate)(self._arrange(selected, layout))
+        arranged = layouts.arranged(user, self.get_layout_scope(), selected)
+        return async_to_sync(engine.evaluate)(self._keep(arranged))
 
     async def aget_widgets(self) -> list[WidgetContext]:
         if not self.use_layout:
             return await aget_widget_contexts(**self.get_widget_filters())
         selected = registry.select(**self.get_widget_filters())
         user = await self.request.auser()  # type: ignore[attr-defined]
-        layout = await layouts.aget(user, self.get_layout_scope(), [r.key for r in selected])
-        return await engine.evaluate(self._arrange(selected, layout))
+        arranged = await layouts.aarranged(user, self.get_layout_scope(), selected)
+        return await engine.evaluate(self._keep(arranged))
 
-    def _arrange(self, selected: list[Registration], layout: layouts.Layout) -> list[Registration]:
-        visible, hidden = layouts.arrange(selected, layout)
+    def _keep(self, arranged: layouts.Arranged) -> list[Registration]:
+        """Keep the layout for the context; the visible registrations to evaluate."""
+        layout, visible, hidden = arranged
         self.widget_layout = layout
         self.hidden_widgets = layouts.hidden_cards(hidden)
         return visible

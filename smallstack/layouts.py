@@ -149,20 +149,18 @@ def default(scope: str, keys: Sequence[str]) -> Layout:
     return normalise(scope, keys)
 
 
-def arrange(
-    registrations: Sequence[Registration], layout: Layout | None
-) -> tuple[list[Registration], list[Registration]]:
-    """``(visible, hidden)``: the visible registrations in the layout's order, the hidden ones
-    in default order. Registrations the layout does not know keep their default position."""
-    if layout is None:
-        return list(registrations), []
-    fitted = normalise(
-        layout.scope, [r.key for r in registrations], layout.order, layout.hidden, layout.spans
-    )
+#: A page's layout and its registrations split by it: ``(layout, visible, hidden)``, the
+#: visible ones in the layout's order, the hidden ones in default order.
+Arranged = tuple[Layout, list[Registration], list[Registration]]
+
+
+def _split(registrations: Sequence[Registration], layout: Layout) -> Arranged:
+    """``registrations`` split by ``layout``, normalised for exactly them (:func:`aget`)."""
     by_key = {r.key: r for r in registrations}
-    hidden = set(fitted.hidden)
+    hidden = set(layout.hidden)
     return (
-        [by_key[k] for k in fitted.order if k not in hidden],
+        layout,
+        [by_key[k] for k in layout.order if k not in hidden],
         [r for r in registrations if r.key in hidden],
     )
 
@@ -222,6 +220,17 @@ def get(user: Any, scope: str, keys: Sequence[str]) -> Layout:
         return default(scope, keys)
     row = _model().objects.filter(user_id=user_id, scope=scope).first()
     return _from_row(scope, keys, row)
+
+
+async def aarranged(user: Any, scope: str, registrations: Sequence[Registration]) -> Arranged:
+    """``user``'s layout of the page ``scope`` showing ``registrations``, and them split by it:
+    what a page evaluates (the visible ones, in order) and lists to show again (the hidden)."""
+    return _split(registrations, await aget(user, scope, [r.key for r in registrations]))
+
+
+def arranged(user: Any, scope: str, registrations: Sequence[Registration]) -> Arranged:
+    """Blocking twin of :func:`aarranged`, for sync views."""
+    return _split(registrations, get(user, scope, [r.key for r in registrations]))
 
 
 async def asave(

@@ -53,8 +53,7 @@ async def _render(request: HttpRequest, title: str, scope: dict[str, str]) -> Ht
     except UnknownScope as exc:
         raise Http404(str(exc)) from None
     # The user's layout: their order, and hidden cards left out before evaluation.
-    layout = await layouts.aget(request.user, page.name, [r.key for r in registrations])
-    visible, hidden = layouts.arrange(registrations, layout)
+    layout, visible, hidden = await layouts.aarranged(request.user, page.name, registrations)
     wait = request.GET.get("wait") == "1"
     widgets = await evaluate_within(visible, None if wait else float(conf.get("RENDER_BUDGET")))
     context = {

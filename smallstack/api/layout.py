@@ -150,6 +150,5 @@ async def arranged_contexts(
     without the ones hidden there, which are not evaluated at all."""
     registrations = registry.select(group=group, app=app, dashboard_only=dashboard_only)
     page = layouts.scope_for(group, app)
-    layout = await layouts.aget(user, page.name, [r.key for r in registrations])
-    visible, _ = layouts.arrange(registrations, layout)
+    _, visible, _ = await layouts.aarranged(user, page.name, registrations)
     return await engine.evaluate(visible, with_extras=True)
