@@ -141,6 +141,9 @@ class WidgetRegistry:
     def __init__(self) -> None:
         self._registry: dict[str, Registration] = {}
         self._lock = threading.Lock()
+        #: Counts registrations and removals: what was read from the registry is still current
+        #: while this is unchanged.
+        self.generation = 0
 
     def register(
         self,
@@ -186,6 +189,7 @@ class WidgetRegistry:
                     f"{existing.widget!r}; give {widget!r} a distinct `key` or title."
                 )
             self._registry[key] = registration
+            self.generation += 1
         return registration
 
     def unregister(self, key: str) -> None:
@@ -194,6 +198,7 @@ class WidgetRegistry:
             if key not in self._registry:
                 raise KeyError(f"No dashboard widget is registered with key {key!r}")
             del self._registry[key]
+            self.generation += 1
 
     def get(self, key: str) -> Registration | None:
         return self._registry.get(key)

@@ -7,7 +7,8 @@ their items already serialised and the list's ETag, for the scope it was made fo
 script prefix), and the next polls take it as it is, until:
 
 - the first widget's result is ``cache_ttl`` old (the engine would evaluate it again), or
-- the widgets in scope are not the same registrations, or
+- the widgets in scope are not the same registrations (or a widget was registered or
+  unregistered since: the registry's generation moved), or
 - a result was replaced before its ``cache_ttl`` was over (a refresh, in any process sharing
   the cache), or the cache was cleared, restarted or is unreachable: the engine's
   :meth:`~smallstack.engine.Engine.results_version`, read before the results a snapshot is made
@@ -31,7 +32,7 @@ from smallstack.api.conditional import etag_of_digests
 from smallstack.api.rendering import RenderedItem, renderer
 from smallstack.contract import State, WidgetContext
 from smallstack.engine import engine
-from smallstack.registry import Registration
+from smallstack.registry import Registration, registry
 
 #: Scopes kept before all are dropped (a scope is a filter combination).
 MAX_SCOPES = 256
@@ -47,6 +48,8 @@ class Snapshot:
     expires: float = 0.0
     #: The engine's results version read before these results were (see the module's notes).
     version: str = ""
+    #: The registry's generation when the registrations were selected.
+    generation: int = -1
     _rendered: list[RenderedItem] | None = field(default=None, repr=False)
     _etag: str | None = field(default=None, repr=False)
 
@@ -92,10 +95,24 @@ class Snapshots:
     def clear(self) -> None:
         self._by_scope.clear()
 
+    async def current(self, scope: Any) -> Snapshot | None:
+        """The scope's snapshot while it is still valid, else None; never evaluates.
+
+        For a caller that knows the scope but has not selected its registrations: the registry
+        must not have changed since the snapshot was made.
+        """
+        known = self._by_scope.get(scope)
+        if known is None or time.time() >= known.expires or known.generation != registry.generation:
+            return None
+        if known.version != await engine.results_version():
+            return None
+        return known
+
     async def evaluate(self, scope: Any, registrations: Sequence[Registration]) -> Snapshot:
         """The registrations evaluated (with API extras): a valid snapshot of ``scope``, or a
         new evaluation, kept as the scope's snapshot when it can be reused."""
         selected = tuple(registrations)
+        generation = registry.generation  # the caller selected them just now, without awaiting
         # Read before the results: a result stored after this (a refresh, another process's
         # evaluation, a cleared cache) changes it, and the snapshot is not reused.
         version = await engine.results_version()
@@ -107,6 +124,7 @@ class Snapshots:
             and known.version == version
         ):
             telemetry.cache_lookups(len(selected), 0)
+            known.generation = generation  # the same selection, seen in this generation
             return known
         self._by_scope.pop(scope, None)
         loop = asyncio.get_running_loop()
@@ -130,7 +148,7 @@ class Snapshots:
         finally:
             if self._building.get(scope) is future:
                 del self._building[scope]
-        snapshot = Snapshot(selected, contexts, expiry(contexts), version)
+        snapshot = Snapshot(selected, contexts, expiry(contexts), version, generation)
         future.set_result(snapshot)
         if snapshot.expires:
             if len(self._by_scope) >= MAX_SCOPES:
