@@ -7,12 +7,14 @@ from typing import Annotated, Any
 from django.http import HttpRequest, HttpResponse
 from django.urls import get_script_prefix
 from ninja import Router, Status
+from ninja.decorators import decorate_view
 from ninja.errors import HttpError
 from pydantic import BeforeValidator
 
 from smallstack import dashboard
 from smallstack.api.conditional import etag_for, not_modified, set_headers
 from smallstack.api.layout import arranged_contexts
+from smallstack.api.polls import polls
 from smallstack.api.rendering import list_body
 from smallstack.api.schemas import (
     Message,
@@ -43,9 +45,17 @@ Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
 async def _contexts(
-    group: str | None, app: str | None, dashboard_only: bool, layout_of: Any = None
+    group: str | None,
+    app: str | None,
+    dashboard_only: bool,
+    layout_of: Any = None,
+    poll: HttpRequest | None = None,
 ) -> Snapshot:
-    """The scope's widgets evaluated, as a snapshot (reused while every result is cached)."""
+    """The scope's widgets evaluated, as a snapshot (reused while every result is cached).
+
+    ``poll``: a request whose path and query string name this scope, remembered for
+    :mod:`~smallstack.api.polls` when the answer is a snapshot that lasts.
+    """
     selected = None
     if layout_of is None:
         selected = dashboard.registry.select(group=group, app=app, dashboard_only=dashboard_only)
@@ -58,7 +68,13 @@ async def _contexts(
     if selected is None:  # ?layout=1: that user's order, hidden widgets not evaluated
         return Snapshot((), await arranged_contexts(layout_of, group, app, dashboard_only))
     scope = (group, app, dashboard_only, get_script_prefix())  # links depend on the prefix
-    return await snapshots.evaluate(scope, selected)
+    return _remembered(poll, scope, await snapshots.evaluate(scope, selected))
+
+
+def _remembered(poll: HttpRequest | None, scope: Any, snapshot: Snapshot) -> Snapshot:
+    if poll is not None and snapshot.expires:
+        polls.remember(poll, scope)
+    return snapshot
 
 
 def _get_and_head(path: str, **options: Any):
@@ -107,6 +123,7 @@ def _json(body: bytes, etag: str) -> HttpResponse:
     },
     summary="All widgets, evaluated",
 )
+@decorate_view(polls)
 async def list_widgets(
     request: HttpRequest,
     group: str | None = None,
@@ -123,7 +140,7 @@ async def list_widgets(
     """
     started = time.perf_counter()
     layout_of = request.user if layout else None
-    snapshot = await _contexts(group, app, dashboard_only, layout_of)
+    snapshot = await _contexts(group, app, dashboard_only, layout_of, poll=request)
     unchanged = not_modified(request, snapshot.etag)
     if unchanged is not None:
         return unchanged
@@ -136,12 +153,14 @@ async def list_widgets(
     response={200: WidgetItem, 304: None, 401: Message, 403: Message, 404: Message},
     summary="One widget, evaluated",
 )
+@decorate_view(polls)
 async def get_widget(request: HttpRequest, key: str):
     """One widget by key (404 for an unknown key)."""
     registration = dashboard.registry.get(key)
     if registration is None:
         raise HttpError(404, f"No dashboard widget with key {key!r}")
-    snapshot = await snapshots.evaluate((key, get_script_prefix()), [registration])
+    scope = (key, get_script_prefix())
+    snapshot = _remembered(request, scope, await snapshots.evaluate(scope, [registration]))
     unchanged = not_modified(request, snapshot.etag)
     if unchanged is not None:
         return unchanged
