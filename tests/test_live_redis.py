@@ -15,7 +15,7 @@ from django.conf import settings
 
 from smallstack.refresher import LocalLock, RedisLock, Refresher
 from tests.conftest import require_binary
-from tests.servers import LiveServer, free_port, prepare_data_dir
+from tests.servers import LiveServer, create_api_key, free_port, prepare_data_dir
 from tests.test_ws import Counter
 
 pytestmark = pytest.mark.redis
@@ -172,6 +172,36 @@ async def test_refresh_in_one_process_reaches_a_socket_on_the_other(two_servers,
     await watcher.close()
     await refresher.close()
     for server in (holder, trigger):
+        assert "Traceback" not in server.log(), server.log()
+
+
+async def test_a_refresh_in_one_process_ends_the_304s_of_the_other(two_servers):
+    """Repeated polls answered in front of the API operation (smallstack.api.polls) still
+    follow a refresh made by another process: the results version is shared through Redis."""
+    (poller, trigger), value_file = two_servers
+    key = await asyncio.to_thread(create_api_key, poller.environ, "polls")
+    path = f"{poller.url}/api/dashboard/widgets/?group=Live%20polls"
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as client:
+        first = await client.get(path)
+        assert first.status_code == 200, first.text
+        assert first.json()["widgets"][0]["data"]["headline"] == "first"
+        etag = first.headers["ETag"]
+        value_file.write_text("second")
+        for _ in range(3):  # kept for 60 s: the file is not read again
+            assert (await client.get(path, headers={"If-None-Match": etag})).status_code == 304
+
+        headers = await asyncio.to_thread(session_headers, trigger)
+        refresher = await open_socket(trigger, {**headers, "Origin": trigger.url})
+        await refresher.send(json.dumps({"type": "refresh", "key": "live-cached"}))
+        assert (await next_message(refresher, "refreshed"))["key"] == "live-cached"
+        await refresher.close()
+        changed = await client.get(path, headers={"If-None-Match": etag})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["widgets"][0]["data"]["headline"] == "second"
+        new_etag = changed.headers["ETag"]
+        assert new_etag != etag
+        assert (await client.get(path, headers={"If-None-Match": new_etag})).status_code == 304
+    for server in (poller, trigger):
         assert "Traceback" not in server.log(), server.log()
 
 

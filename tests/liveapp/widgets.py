@@ -23,6 +23,15 @@ class FileValue(DashboardWidget):
         return {"headline": text, "detail": "from the test's file"}
 
 
+class CachedFileValue(FileValue):
+    """The same file, its result kept a minute: API polls of it are answered from a snapshot."""
+
+    key = "live-cached"
+    title = "Live cached value"
+    cache_ttl = 60
+    on_dashboard = False
+
+
 class Late(DashboardWidget):
     """Finishes after a delay, long after the page's render budget."""
 
