@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from smallstack import conf
 from smallstack.models import APIToken
+from smallstack.shared_calls import joined
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User  # the AUTH_USER_MODEL the stubs resolve
@@ -114,24 +115,7 @@ async def aauthenticate(key: str) -> APIToken | None:
     if remembered is not None and remembered[0] > time.monotonic():
         token = remembered[1]
         return None if token.is_expired() else token
-    loop = asyncio.get_running_loop()
-    while (shared := _lookups.get(digest)) is not None and shared.get_loop() is loop:
-        await asyncio.wait([shared])  # this request's cancellation leaves the lookup be
-        if not shared.cancelled():
-            return shared.result()
-        # The request looking it up went away first: join the next lookup, or make it.
-    future: asyncio.Future[APIToken | None] = loop.create_future()
-    _lookups[digest] = future
-    try:
-        found = await _lookup(prefix, digest)
-    except BaseException:
-        future.cancel()
-        raise
-    finally:
-        if _lookups.get(digest) is future:
-            del _lookups[digest]
-    future.set_result(found)
-    return found
+    return await joined(_lookups, digest, lambda: _lookup(prefix, digest))
 
 
 async def _lookup(prefix: str, digest: str) -> APIToken | None:

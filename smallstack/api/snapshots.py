@@ -33,6 +33,7 @@ from smallstack.api.rendering import RenderedItem, renderer
 from smallstack.contract import State, WidgetContext
 from smallstack.engine import engine
 from smallstack.registry import Registration, registry
+from smallstack.shared_calls import joined
 
 #: Scopes kept before all are dropped (a scope is a filter combination).
 MAX_SCOPES = 256
@@ -127,34 +128,24 @@ class Snapshots:
             known.generation = generation  # the same selection, seen in this generation
             return known
         self._by_scope.pop(scope, None)
-        loop = asyncio.get_running_loop()
+
+        async def make() -> Snapshot:
+            contexts = await engine.evaluate(selected, with_extras=True)
+            snapshot = Snapshot(selected, contexts, expiry(contexts), version, generation)
+            if snapshot.expires:
+                if len(self._by_scope) >= MAX_SCOPES:
+                    self._by_scope.clear()
+                self._by_scope[scope] = snapshot
+            return snapshot
+
         # Concurrent polls of the scope share one evaluation into a new snapshot (when the
         # version moves, every poll in flight would otherwise make its own).
-        while (building := self._building.get(scope)) is not None and building.get_loop() is loop:
-            await asyncio.wait([building])  # this poll's cancellation leaves the others be
-            if building.cancelled():
-                continue  # the poll making it went away: join the next one, or make it
-            shared = building.result()
-            if shared.registrations == selected and shared.version == version:
-                return shared
-            break
-        future: asyncio.Future[Snapshot] = loop.create_future()
-        self._building[scope] = future
-        try:
-            contexts = await engine.evaluate(selected, with_extras=True)
-        except BaseException:
-            future.cancel()
-            raise
-        finally:
-            if self._building.get(scope) is future:
-                del self._building[scope]
-        snapshot = Snapshot(selected, contexts, expiry(contexts), version, generation)
-        future.set_result(snapshot)
-        if snapshot.expires:
-            if len(self._by_scope) >= MAX_SCOPES:
-                self._by_scope.clear()
-            self._by_scope[scope] = snapshot
-        return snapshot
+        return await joined(
+            self._building,
+            scope,
+            make,
+            lambda shared: shared.registrations == selected and shared.version == version,
+        )
 
 
 #: The process's snapshots, shared by the API's endpoints.
